@@ -1,0 +1,82 @@
+//! The broker's runtime settings: plain values, already validated by the
+//! binary's config layer (which owns the TOML file and its defaults).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What happens to a QoS 1/2 message for a session whose queue is full.
+/// (QoS 0 messages are always dropped and counted.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueFullPolicy {
+    /// Drop the new message and count it.
+    DropNew,
+    /// Drop the oldest queued (not in-flight) message to make room.
+    DropOldest,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Directory for the redb file (`wardmq.redb`); created if missing.
+    pub data_dir: PathBuf,
+    /// Plain TCP listener; `None` disables it. Port 0 binds a free port.
+    pub tcp: Option<SocketAddr>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    /// Maximum packet size the broker accepts (and announces in CONNACK).
+    pub max_packet_size: u32,
+    /// Receive Maximum the broker announces: inbound QoS 1/2 publishes a
+    /// client may have unacknowledged; exceeding it disconnects with 0x93.
+    pub receive_maximum: u16,
+    /// Largest keep-alive accepted; larger (or 0) is replaced by this via
+    /// Server Keep Alive (v5). 0 disables the cap.
+    pub max_keep_alive: u16,
+    /// Topic aliases a client may use towards the broker.
+    pub topic_alias_maximum: u16,
+    /// Per-session outgoing inflight window (the client's Receive Maximum
+    /// lowers it further).
+    pub max_inflight: u16,
+    /// Per-session queue of messages waiting to be sent (inflight included).
+    pub max_queued_messages: usize,
+    pub max_queued_bytes: usize,
+    pub queue_full_policy: QueueFullPolicy,
+    /// Session expiry cap; also the expiry given to 3.1.1 persistent
+    /// sessions, which have none of their own.
+    pub max_session_expiry: Duration,
+    /// Time a connection may take to send CONNECT.
+    pub connect_timeout: Duration,
+    pub max_client_id_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 100_000,
+            max_packet_size: 1024 * 1024,
+            receive_maximum: 1024,
+            max_keep_alive: 1200,
+            topic_alias_maximum: 64,
+            max_inflight: 64,
+            max_queued_messages: 1000,
+            max_queued_bytes: 16 * 1024 * 1024,
+            queue_full_policy: QueueFullPolicy::DropNew,
+            max_session_expiry: Duration::from_secs(7 * 24 * 3600),
+            connect_timeout: Duration::from_secs(10),
+            max_client_id_len: 128,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            data_dir: PathBuf::from("data"),
+            tcp: Some(SocketAddr::from(([127, 0, 0, 1], 1883))),
+            limits: Limits::default(),
+        }
+    }
+}
