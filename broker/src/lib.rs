@@ -8,6 +8,7 @@
 pub mod codec;
 pub mod message;
 pub mod router;
+pub mod server;
 pub mod settings;
 pub mod store;
 pub mod topic;
