@@ -1,14 +1,20 @@
 //! wardmq's broker core: MQTT codec, sessions, routing, storage.
 //!
 //! The broker never depends on the defender: it reports what devices do
-//! through an observer trait and obeys a control handle.
+//! through [`observer::Observer`] and obeys a control handle.
 
 #![forbid(unsafe_code)]
 
 pub mod codec;
+mod hub;
 pub mod message;
+mod net;
+pub mod observer;
 pub mod router;
 pub mod server;
+mod session;
 pub mod settings;
 pub mod store;
 pub mod topic;
+
+pub use hub::Stats;

@@ -1,0 +1,512 @@
+//! The state every connection shares: sessions by client ID, the router,
+//! retained messages, the store. Connection tasks call in here to attach to
+//! a session, publish, subscribe and leave.
+//!
+//! Lock order: router or retained before a session's state; never two
+//! sessions at once; no lock is held across an `.await`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use parking_lot::RwLock;
+use tokio::sync::{oneshot, watch, Notify};
+
+use crate::codec::{QoS, RetainHandling, SubscriptionOptions};
+use crate::message::{now_ms, Message};
+use crate::observer::{DropReason, Observer};
+use crate::router::{Delivery, RetainedTree, Router, Subscription};
+use crate::session::{Attachment, OutQueue, Pushed, Session, SessionState};
+use crate::settings::Settings;
+use crate::store::{Op, Recovered, Store};
+
+/// Broker-wide counters (exported by later observability work).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub messages_dropped: AtomicU64,
+    pub sessions_expired: AtomicU64,
+}
+
+pub(crate) struct Hub {
+    pub settings: Settings,
+    pub sessions: DashMap<Arc<str>, Arc<Session>>,
+    pub router: RwLock<Router>,
+    pub retained: RwLock<RetainedTree<Arc<Message>>>,
+    pub store: Store,
+    pub observer: Arc<dyn Observer>,
+    pub stats: Stats,
+    next_conn_id: AtomicU64,
+    /// Flips to true when the broker shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// What attaching a connection to a session gives the connection.
+pub(crate) struct Attached {
+    pub session: Arc<Session>,
+    pub conn_id: u64,
+    pub session_present: bool,
+    /// Receives a reason code when another connection takes the session.
+    pub kicked: oneshot::Receiver<u8>,
+}
+
+impl Hub {
+    pub fn new(
+        settings: Settings,
+        store: Store,
+        observer: Arc<dyn Observer>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Hub {
+        Hub {
+            settings,
+            sessions: DashMap::new(),
+            router: RwLock::new(Router::new()),
+            retained: RwLock::new(RetainedTree::new()),
+            store,
+            observer,
+            stats: Stats::default(),
+            next_conn_id: AtomicU64::new(1),
+            shutdown,
+        }
+    }
+
+    fn new_queue(&self) -> OutQueue {
+        let l = &self.settings.limits;
+        OutQueue::new(l.max_queued_messages, l.max_queued_bytes, l.queue_full_policy)
+    }
+
+    /// Rebuilds sessions and retained messages read back from the store;
+    /// every session starts offline with its expiry clock running from its
+    /// recorded disconnect (or now, after a crash).
+    pub fn recover(self: &Arc<Self>, recovered: Recovered) {
+        let now = now_ms();
+        {
+            let mut retained = self.retained.write();
+            for message in recovered.retained {
+                retained.insert(&message.topic.clone(), message);
+            }
+        }
+        for s in recovered.sessions {
+            let mut queue = self.new_queue();
+            for (seq, record) in s.queue {
+                queue.restore(seq, record);
+            }
+            let disconnected_at = s.record.disconnected_at_ms.unwrap_or(now);
+            let mut subscriptions = HashMap::new();
+            {
+                let mut router = self.router.write();
+                for sub in s.record.subscriptions {
+                    let value = Subscription {
+                        options: sub.options,
+                        identifier: sub.identifier,
+                    };
+                    router.subscribe(&s.client_id, &sub.filter, value);
+                    subscriptions.insert(sub.filter, value);
+                }
+            }
+            let state = SessionState {
+                v5: s.record.v5,
+                expiry_interval: s.record.expiry_interval,
+                subscriptions,
+                queue,
+                inbound: s.inbound.into_iter().collect(),
+                attachment: None,
+                generation: 0,
+                disconnected_at_ms: Some(disconnected_at),
+            };
+            let expiry = u64::from(s.record.expiry_interval) * 1000;
+            let remaining = (disconnected_at + expiry).saturating_sub(now);
+            let session = Arc::new(Session::new(s.client_id.clone(), state));
+            self.sessions.insert(s.client_id, session.clone());
+            self.schedule_expiry(&session, 0, Duration::from_millis(remaining));
+        }
+    }
+
+    /// Attaches a new connection to `client_id`'s session, taking it over
+    /// from any connection that holds it, and starting it fresh when
+    /// `clean_start` is set or none exists. Returns the store ops to make
+    /// the change durable.
+    pub async fn attach(
+        self: &Arc<Self>,
+        client_id: &Arc<str>,
+        clean_start: bool,
+        v5: bool,
+        expiry_interval: u32,
+        peer: SocketAddr,
+        ops: &mut Vec<Op>,
+    ) -> Attached {
+        let conn_id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        loop {
+            let existing = self.sessions.get(client_id).map(|s| s.value().clone());
+            // Take the session from its current connection first, and wait
+            // for that connection to let go, so two connections never serve
+            // one session.
+            if let Some(session) = &existing {
+                let waiting = {
+                    let mut st = session.state.lock();
+                    st.attachment.as_mut().map(|a| {
+                        if let Some(kick) = a.kick.take() {
+                            let _ = kick.send(crate::codec::reason::SESSION_TAKEN_OVER);
+                            self.observer.session_taken_over(client_id, a.peer, peer);
+                        }
+                        a.released.clone()
+                    })
+                };
+                if let Some(released) = waiting {
+                    let notified = released.notified();
+                    // The old connection may have let go between the lock and
+                    // here; re-check rather than wait forever.
+                    let still = session.state.lock().attachment.is_some();
+                    if still {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), notified).await;
+                    }
+                    continue;
+                }
+            }
+            let (kick_tx, kicked) = oneshot::channel();
+            let attachment = Attachment {
+                conn_id,
+                peer,
+                kick: Some(kick_tx),
+                released: Arc::new(Notify::new()),
+            };
+            let (session, session_present) = match existing {
+                Some(session) if !clean_start => {
+                    {
+                        let mut st = session.state.lock();
+                        if st.attachment.is_some() {
+                            continue;
+                        }
+                        st.attachment = Some(attachment);
+                        st.generation += 1;
+                        st.v5 = v5;
+                        st.expiry_interval = expiry_interval;
+                        st.disconnected_at_ms = None;
+                        st.queue.reset_for_reconnect();
+                        if st.persistent() {
+                            ops.push(Op::PutSession {
+                                client_id: client_id.clone(),
+                                record: st.record(),
+                            });
+                        } else {
+                            // It was persistent and is not any more.
+                            ops.push(Op::DeleteSession {
+                                client_id: client_id.clone(),
+                            });
+                        }
+                    }
+                    (session, true)
+                }
+                _ => {
+                    if let Some(old) = existing {
+                        if old.state.lock().attachment.is_some() {
+                            continue;
+                        }
+                        self.discard(&old, ops);
+                    }
+                    let state = SessionState {
+                        v5,
+                        expiry_interval,
+                        subscriptions: HashMap::new(),
+                        queue: self.new_queue(),
+                        inbound: Default::default(),
+                        attachment: Some(attachment),
+                        generation: 1,
+                        disconnected_at_ms: None,
+                    };
+                    let session = Arc::new(Session::new(client_id.clone(), state));
+                    if expiry_interval > 0 {
+                        ops.push(Op::PutSession {
+                            client_id: client_id.clone(),
+                            record: session.state.lock().record(),
+                        });
+                    }
+                    self.sessions.insert(client_id.clone(), session.clone());
+                    (session, false)
+                }
+            };
+            session.online.store(true, Ordering::Relaxed);
+            return Attached {
+                session,
+                conn_id,
+                session_present,
+                kicked,
+            };
+        }
+    }
+
+    /// Removes a session's subscriptions, queue and durable record.
+    fn discard(&self, session: &Arc<Session>, ops: &mut Vec<Op>) {
+        let mut st = session.state.lock();
+        {
+            let mut router = self.router.write();
+            for filter in st.subscriptions.keys() {
+                router.unsubscribe(&session.client_id, filter);
+            }
+        }
+        st.subscriptions.clear();
+        st.queue.clear();
+        st.inbound.clear();
+        st.generation += 1;
+        ops.push(Op::DeleteSession {
+            client_id: session.client_id.clone(),
+        });
+    }
+
+    /// A connection lets go of its session. A session with expiry 0 ends
+    /// now; others wait offline until they expire. Returns store ops.
+    pub fn detach(self: &Arc<Self>, session: &Arc<Session>, conn_id: u64, ops: &mut Vec<Op>) {
+        let (released, generation, expiry) = {
+            let mut st = session.state.lock();
+            let Some(a) = st.attachment.take_if(|a| a.conn_id == conn_id) else {
+                return;
+            };
+            session.online.store(false, Ordering::Relaxed);
+            st.disconnected_at_ms = Some(now_ms());
+            (a.released, st.generation, st.expiry_interval)
+        };
+        if expiry == 0 {
+            self.end_session(session, generation, ops);
+        } else {
+            ops.push(Op::PutSession {
+                client_id: session.client_id.clone(),
+                record: session.state.lock().record(),
+            });
+            self.schedule_expiry(session, generation, Duration::from_secs(u64::from(expiry)));
+        }
+        released.notify_waiters();
+    }
+
+    /// Ends a session if it is still at `generation` and offline.
+    fn end_session(&self, session: &Arc<Session>, generation: u64, ops: &mut Vec<Op>) -> bool {
+        {
+            let st = session.state.lock();
+            if st.generation != generation || st.attachment.is_some() {
+                return false;
+            }
+        }
+        let removed = self
+            .sessions
+            .remove_if(&session.client_id, |_, s| Arc::ptr_eq(s, session))
+            .is_some();
+        if removed {
+            self.discard(session, ops);
+        }
+        removed
+    }
+
+    fn schedule_expiry(self: &Arc<Self>, session: &Arc<Session>, generation: u64, after: Duration) {
+        if session.state.lock().expiry_interval == u32::MAX {
+            return;
+        }
+        let hub = Arc::downgrade(self);
+        let session = Arc::downgrade(session);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let (Some(hub), Some(session)) = (hub.upgrade(), session.upgrade()) else {
+                return;
+            };
+            let mut ops = Vec::new();
+            if hub.end_session(&session, generation, &mut ops) {
+                hub.stats.sessions_expired.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(client_id = %session.client_id, "session expired");
+                hub.persist(ops).await;
+            }
+        });
+    }
+
+    /// Writes ops without waiting for them (nobody is acknowledged on them).
+    pub async fn persist(&self, ops: Vec<Op>) {
+        if ops.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.submit(ops).await {
+            tracing::error!(error = %e, "cannot queue a store write");
+        }
+    }
+
+    /// Publishes a will after `delay`, unless the session has been
+    /// reattached (its generation moved) in the meantime.
+    pub fn schedule_will(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        generation: u64,
+        message: Arc<Message>,
+        delay: Duration,
+    ) {
+        let hub = self.clone();
+        let session = session.clone();
+        tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+                if session.state.lock().generation != generation {
+                    return;
+                }
+            }
+            let mut ops = Vec::new();
+            hub.publish(message, &mut ops, &mut HashMap::new());
+            hub.persist(ops).await;
+        });
+    }
+
+    /// Retains and routes one message, queueing it for every subscriber.
+    /// Pushes the store ops that make it durable for persistent sessions.
+    /// Returns how many sessions it was routed to.
+    pub fn publish(
+        &self,
+        message: Arc<Message>,
+        ops: &mut Vec<Op>,
+        scratch: &mut HashMap<Arc<str>, Delivery>,
+    ) -> usize {
+        if message.retain {
+            let mut retained = self.retained.write();
+            if message.payload.is_empty() {
+                if retained.remove(&message.topic).is_some() {
+                    ops.push(Op::DeleteRetained {
+                        topic: message.topic.clone(),
+                    });
+                }
+            } else {
+                retained.insert(&message.topic, message.clone());
+                ops.push(Op::PutRetained {
+                    topic: message.topic.clone(),
+                    message: message.clone(),
+                });
+            }
+        }
+        {
+            let online = |client: &str| self.sessions.get(client).is_some_and(|s| s.is_online());
+            self.router
+                .read()
+                .route(&message.topic, &message.publisher, &online, scratch);
+        }
+        let routed = scratch.len();
+        for (client, delivery) in scratch.drain() {
+            let Some(session) = self.sessions.get(&client).map(|s| s.value().clone()) else {
+                continue;
+            };
+            let qos = message.qos.min(delivery.qos);
+            let retain = message.retain && delivery.retain_as_published;
+            self.enqueue(&session, &message, qos, retain, delivery.subscription_ids, ops);
+        }
+        routed
+    }
+
+    /// Queues one message for one session and wakes its connection.
+    pub fn enqueue(
+        &self,
+        session: &Session,
+        message: &Arc<Message>,
+        qos: QoS,
+        retain: bool,
+        subscription_ids: Vec<u32>,
+        ops: &mut Vec<Op>,
+    ) {
+        let mut st = session.state.lock();
+        let persistent = st.persistent() && qos != QoS::AtMostOnce;
+        let pushed = st
+            .queue
+            .push(message.clone(), qos, retain, subscription_ids);
+        let seq = match pushed {
+            Pushed::Queued(seq) => seq,
+            Pushed::QueuedDroppingOldest { seq, dropped } => {
+                self.dropped(&session.client_id, dropped.record.qos, DropReason::QueueFull);
+                if st.persistent() && dropped.record.qos != QoS::AtMostOnce {
+                    ops.push(Op::DeleteQueued {
+                        client_id: session.client_id.clone(),
+                        seq: dropped.seq,
+                    });
+                }
+                seq
+            }
+            Pushed::Dropped => {
+                drop(st);
+                self.dropped(&session.client_id, qos, DropReason::QueueFull);
+                return;
+            }
+        };
+        if persistent {
+            if let Some(entry) = st.queue.get(seq) {
+                ops.push(Op::PutQueued {
+                    client_id: session.client_id.clone(),
+                    seq,
+                    record: entry.record.clone(),
+                });
+            }
+        }
+        let online = st.attachment.is_some();
+        drop(st);
+        if online {
+            session.wake.notify_one();
+        }
+    }
+
+    pub fn dropped(&self, client_id: &str, qos: QoS, reason: DropReason) {
+        self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
+        self.observer.message_dropped(client_id, qos, reason);
+    }
+
+    /// Adds or replaces a subscription; returns the retained messages to
+    /// send for it (per its Retain Handling).
+    pub fn subscribe(
+        &self,
+        session: &Session,
+        filter: &str,
+        subscription: Subscription,
+        retained_out: &mut Vec<Arc<Message>>,
+    ) {
+        let is_new = self
+            .router
+            .write()
+            .subscribe(&session.client_id, filter, subscription);
+        session
+            .state
+            .lock()
+            .subscriptions
+            .insert(filter.to_owned(), subscription);
+        let send_retained = match subscription.options.retain_handling {
+            RetainHandling::OnSubscribe => true,
+            RetainHandling::OnNewSubscribe => is_new,
+            RetainHandling::Never => false,
+        };
+        // Retained messages are not sent for shared subscriptions (§4.8.2).
+        if send_retained && !filter.starts_with("$share/") {
+            self.retained.read().matching(filter, retained_out);
+        }
+    }
+
+    /// Removes a subscription; true if it existed.
+    pub fn unsubscribe(&self, session: &Session, filter: &str) -> bool {
+        let existed = self.router.write().unsubscribe(&session.client_id, filter);
+        session.state.lock().subscriptions.remove(filter);
+        existed
+    }
+
+    /// Queues retained messages for a new subscription (retain flag set).
+    pub fn send_retained(
+        &self,
+        session: &Session,
+        options: SubscriptionOptions,
+        identifier: Option<u32>,
+        messages: Vec<Arc<Message>>,
+        ops: &mut Vec<Op>,
+    ) {
+        let now = now_ms();
+        for message in messages {
+            if message.is_expired(now) {
+                continue;
+            }
+            let qos = message.qos.min(options.qos);
+            self.enqueue(
+                session,
+                &message,
+                qos,
+                true,
+                identifier.into_iter().collect(),
+                ops,
+            );
+        }
+    }
+}

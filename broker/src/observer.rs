@@ -1,0 +1,86 @@
+//! How the broker reports what devices do, without depending on whoever
+//! listens (the defender, tests, metrics).
+//!
+//! Rare events (connects, refusals, takeovers, drops) are method calls.
+//! The hot path is not: each connection owns a [`ConnCounters`] that it bumps
+//! with relaxed atomic adds, and hands a clone of the `Arc` to the observer
+//! once, at connect; the observer reads the counters on its own schedule.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::codec::{Protocol, QoS};
+
+/// Per-connection traffic counters, bumped inline by the connection task.
+#[derive(Debug, Default)]
+pub struct ConnCounters {
+    pub publishes_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub publishes_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+impl ConnCounters {
+    pub(crate) fn publish_in(&self, bytes: usize) {
+        self.publishes_in.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn publish_out(&self, bytes: usize) {
+        self.publishes_out.fetch_add(1, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// Why a message meant for a session was not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The session's queue was at its message or byte limit.
+    QueueFull,
+    /// The message expired before it could be sent.
+    Expired,
+    /// Larger than the client's Maximum Packet Size.
+    TooLargeForClient,
+}
+
+/// Everything the broker reports. Every method has an empty default, so an
+/// observer implements only what it needs. Calls happen on connection tasks:
+/// implementations must be quick and must not block.
+pub trait Observer: Send + Sync + 'static {
+    /// A network connection was accepted (before CONNECT).
+    fn connection_accepted(&self, _peer: SocketAddr) {}
+
+    /// CONNECT was refused (CONNACK reason >= 0x80) or never arrived.
+    fn connect_refused(&self, _peer: SocketAddr, _client_id: Option<&str>, _reason: u8) {}
+
+    /// A session is now served by this connection.
+    fn connected(
+        &self,
+        _client_id: &str,
+        _peer: SocketAddr,
+        _protocol: Protocol,
+        _counters: &Arc<ConnCounters>,
+    ) {
+    }
+
+    /// A client ID connected while already connected elsewhere; the old
+    /// connection is being closed (v5 reason 0x8E).
+    fn session_taken_over(&self, _client_id: &str, _old_peer: SocketAddr, _new_peer: SocketAddr) {}
+
+    /// A client broke the protocol (malformed packet, protocol error…);
+    /// its connection is closed with `reason`.
+    fn protocol_violation(&self, _peer: SocketAddr, _client_id: Option<&str>, _reason: u8) {}
+
+    /// A connected session's connection ended. `graceful` is true when the
+    /// client sent DISCONNECT with reason 0x00.
+    fn disconnected(&self, _client_id: &str, _peer: SocketAddr, _graceful: bool) {}
+
+    /// A message for `client_id` was dropped.
+    fn message_dropped(&self, _client_id: &str, _qos: QoS, _reason: DropReason) {}
+}
+
+/// The observer used when nobody listens.
+pub struct NoopObserver;
+
+impl Observer for NoopObserver {}

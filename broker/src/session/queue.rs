@@ -1,0 +1,382 @@
+//! A session's outgoing messages: queued, in flight, and (QoS 2) released.
+//!
+//! One ordered queue holds them all. The connection sends from the front,
+//! keeping at most `window` QoS 1/2 messages unacknowledged. Packet ids are
+//! assigned when a message is queued, not when it is sent, so that a message
+//! persisted for an offline session keeps the same id across a restart and
+//! a QoS 2 retransmission is recognised by the client as a duplicate.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use crate::codec::QoS;
+use crate::message::Message;
+use crate::settings::QueueFullPolicy;
+use crate::store::{OutState, QueuedRecord};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub seq: u64,
+    pub record: QueuedRecord,
+    /// Sent on the current connection (so not to be sent again on it).
+    pub sent: bool,
+    /// May have reached the client before (sent on an earlier connection,
+    /// or recovered from the store): resend with DUP set.
+    pub dup: bool,
+}
+
+/// What `push` did with a message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Queued under this sequence number.
+    Queued(u64),
+    /// Queued, and the oldest waiting message (this sequence number) was
+    /// dropped to make room.
+    QueuedDroppingOldest { seq: u64, dropped: Box<Entry> },
+    /// Not queued: the queue is full.
+    Dropped,
+}
+
+pub(crate) struct OutQueue {
+    entries: VecDeque<Entry>,
+    bytes: usize,
+    next_seq: u64,
+    next_pkid: u16,
+    pkids: HashSet<u16>,
+    max_messages: usize,
+    max_bytes: usize,
+    policy: QueueFullPolicy,
+}
+
+impl OutQueue {
+    pub fn new(max_messages: usize, max_bytes: usize, policy: QueueFullPolicy) -> OutQueue {
+        OutQueue {
+            entries: VecDeque::new(),
+            bytes: 0,
+            next_seq: 1,
+            next_pkid: 1,
+            pkids: HashSet::new(),
+            // Packet ids are held from enqueue to acknowledgement, so the
+            // queue can never hold more QoS 1/2 messages than there are ids.
+            max_messages: max_messages.min(usize::from(u16::MAX) - 1),
+            max_bytes,
+            policy,
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Restores an entry read back from the store (in sequence order).
+    pub fn restore(&mut self, seq: u64, record: QueuedRecord) {
+        if record.pkid != 0 {
+            self.pkids.insert(record.pkid);
+        }
+        self.next_seq = self.next_seq.max(seq + 1);
+        self.bytes += record.message.size();
+        self.entries.push_back(Entry {
+            seq,
+            record,
+            sent: false,
+            dup: true,
+        });
+    }
+
+    /// Queues `message` for delivery at `qos`, within the limits.
+    pub fn push(
+        &mut self,
+        message: Arc<Message>,
+        qos: QoS,
+        retain: bool,
+        subscription_ids: Vec<u32>,
+    ) -> Pushed {
+        let size = message.size();
+        let mut dropped = None;
+        if self.is_full(size) {
+            if qos == QoS::AtMostOnce || self.policy == QueueFullPolicy::DropNew {
+                return Pushed::Dropped;
+            }
+            match self.take_oldest_unsent() {
+                Some(old) if !self.is_full(size) => dropped = Some(old),
+                Some(old) => {
+                    // One eviction was not enough room (a much larger
+                    // message): keep the old one, refuse the new one.
+                    self.reinsert(old);
+                    return Pushed::Dropped;
+                }
+                None => return Pushed::Dropped,
+            }
+        }
+        let pkid = if qos == QoS::AtMostOnce {
+            0
+        } else {
+            self.alloc_pkid()
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.bytes += size;
+        self.entries.push_back(Entry {
+            seq,
+            record: QueuedRecord {
+                message,
+                qos,
+                pkid,
+                retain,
+                subscription_ids,
+                state: OutState::Publish,
+            },
+            sent: false,
+            dup: false,
+        });
+        match dropped {
+            Some(dropped) => Pushed::QueuedDroppingOldest {
+                seq,
+                dropped: Box::new(dropped),
+            },
+            None => Pushed::Queued(seq),
+        }
+    }
+
+    fn is_full(&self, size: usize) -> bool {
+        self.entries.len() >= self.max_messages
+            || (self.bytes + size > self.max_bytes && !self.entries.is_empty())
+    }
+
+    fn take_oldest_unsent(&mut self) -> Option<Entry> {
+        let pos = self.entries.iter().position(|e| !e.sent && !e.dup)?;
+        let entry = self.entries.remove(pos)?;
+        self.forget(&entry);
+        Some(entry)
+    }
+
+    fn reinsert(&mut self, entry: Entry) {
+        if entry.record.pkid != 0 {
+            self.pkids.insert(entry.record.pkid);
+        }
+        self.bytes += entry.record.message.size();
+        let pos = self.entries.partition_point(|e| e.seq < entry.seq);
+        self.entries.insert(pos, entry);
+    }
+
+    fn alloc_pkid(&mut self) -> u16 {
+        // The queue holds fewer than 65535 ids (see `new`), so a free one
+        // exists and this loop ends.
+        loop {
+            let id = self.next_pkid;
+            self.next_pkid = if id == u16::MAX { 1 } else { id + 1 };
+            if self.pkids.insert(id) {
+                return id;
+            }
+        }
+    }
+
+    fn forget(&mut self, entry: &Entry) {
+        self.bytes = self.bytes.saturating_sub(entry.record.message.size());
+        if entry.record.pkid != 0 {
+            self.pkids.remove(&entry.record.pkid);
+        }
+    }
+
+    /// A new connection serves the session: everything unacknowledged is
+    /// sent again, with DUP set where it may have been sent before.
+    pub fn reset_for_reconnect(&mut self) {
+        for e in &mut self.entries {
+            if e.sent {
+                e.dup = true;
+            }
+            e.sent = false;
+        }
+    }
+
+    /// The next entries to send, up to `window` QoS 1/2 messages in flight.
+    /// Marks them sent and returns clones (cheap: the message is an `Arc`).
+    pub fn next_to_send(&mut self, window: usize, out: &mut Vec<Entry>) {
+        let mut inflight = self
+            .entries
+            .iter()
+            .filter(|e| e.sent && e.record.qos != QoS::AtMostOnce)
+            .count();
+        for e in self.entries.iter_mut().filter(|e| !e.sent) {
+            if e.record.qos != QoS::AtMostOnce {
+                if inflight >= window {
+                    break;
+                }
+                inflight += 1;
+            }
+            e.sent = true;
+            out.push(e.clone());
+        }
+        // QoS 0 messages are done once written.
+        let mut removed = Vec::new();
+        self.entries.retain(|e| {
+            let done = e.sent && e.record.qos == QoS::AtMostOnce;
+            if done {
+                removed.push(e.record.message.size());
+            }
+            !done
+        });
+        for size in removed {
+            self.bytes = self.bytes.saturating_sub(size);
+        }
+    }
+
+    pub fn get(&self, seq: u64) -> Option<&Entry> {
+        let pos = self.entries.partition_point(|e| e.seq < seq);
+        self.entries.get(pos).filter(|e| e.seq == seq)
+    }
+
+    /// Removes the entry `seq` (expired or too large to send); returns it.
+    pub fn remove_seq(&mut self, seq: u64) -> Option<Entry> {
+        let pos = self.entries.iter().position(|e| e.seq == seq)?;
+        let entry = self.entries.remove(pos)?;
+        self.forget(&entry);
+        Some(entry)
+    }
+
+    /// PUBACK (QoS 1) or PUBCOMP (QoS 2, released): the message is done.
+    /// Returns its sequence number if `pkid` was in flight in that state.
+    pub fn complete(&mut self, pkid: u16, qos: QoS) -> Option<u64> {
+        let pos = self.entries.iter().position(|e| {
+            e.record.pkid == pkid
+                && e.record.qos == qos
+                && (qos == QoS::AtLeastOnce || e.record.state == OutState::Released)
+        })?;
+        let entry = self.entries.remove(pos)?;
+        self.forget(&entry);
+        Some(entry.seq)
+    }
+
+    /// PUBREC: a QoS 2 message reached the client; from now on only PUBREL
+    /// is sent for it. Returns the updated record for the store.
+    pub fn release(&mut self, pkid: u16) -> Option<(u64, QueuedRecord)> {
+        let e = self.entries.iter_mut().find(|e| {
+            e.record.pkid == pkid && e.record.qos == QoS::ExactlyOnce && e.sent
+        })?;
+        e.record.state = OutState::Released;
+        Some((e.seq, e.record.clone()))
+    }
+
+    /// Whether a PUBREL for `pkid` is expected (the message is released).
+    pub fn is_released(&self, pkid: u16) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.record.pkid == pkid && e.record.state == OutState::Released)
+    }
+
+    /// Drops everything (clean start, session end).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.pkids.clear();
+        self.bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(payload: &'static [u8]) -> Arc<Message> {
+        Arc::new(Message {
+            topic: "t".into(),
+            payload: bytes::Bytes::from_static(payload),
+            qos: QoS::ExactlyOnce,
+            retain: false,
+            properties: Default::default(),
+            expires_at_ms: None,
+            publisher: "".into(),
+        })
+    }
+
+    #[test]
+    fn window_limits_inflight_and_qos0_leaves_at_once() {
+        let mut q = OutQueue::new(100, 1 << 20, QueueFullPolicy::DropNew);
+        for _ in 0..3 {
+            q.push(msg(b"a"), QoS::AtLeastOnce, false, vec![]);
+        }
+        q.push(msg(b"b"), QoS::AtMostOnce, false, vec![]);
+        let mut out = Vec::new();
+        q.next_to_send(2, &mut out);
+        assert_eq!(out.len(), 2);
+        out.clear();
+        q.next_to_send(2, &mut out);
+        assert!(out.is_empty(), "window full");
+        let first = q.complete(1, QoS::AtLeastOnce);
+        assert_eq!(first, Some(1));
+        q.next_to_send(2, &mut out);
+        // The third QoS 1 and then the QoS 0 behind it.
+        assert_eq!(out.len(), 2);
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn full_queue_drops_new_or_oldest() {
+        let mut q = OutQueue::new(2, 1 << 20, QueueFullPolicy::DropNew);
+        q.push(msg(b"1"), QoS::AtLeastOnce, false, vec![]);
+        q.push(msg(b"2"), QoS::AtLeastOnce, false, vec![]);
+        assert_eq!(q.push(msg(b"3"), QoS::AtLeastOnce, false, vec![]), Pushed::Dropped);
+
+        let mut q = OutQueue::new(2, 1 << 20, QueueFullPolicy::DropOldest);
+        q.push(msg(b"1"), QoS::AtLeastOnce, false, vec![]);
+        q.push(msg(b"2"), QoS::AtLeastOnce, false, vec![]);
+        match q.push(msg(b"3"), QoS::AtLeastOnce, false, vec![]) {
+            Pushed::QueuedDroppingOldest { seq, dropped } => {
+                assert_eq!(seq, 3);
+                assert_eq!(&dropped.record.message.payload[..], b"1");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(q.push(msg(b"4"), QoS::AtMostOnce, false, vec![]), Pushed::Dropped);
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn qos2_release_then_complete_and_reconnect_sets_dup() {
+        let mut q = OutQueue::new(10, 1 << 20, QueueFullPolicy::DropNew);
+        q.push(msg(b"x"), QoS::ExactlyOnce, false, vec![]);
+        q.push(msg(b"y"), QoS::ExactlyOnce, false, vec![]);
+        let mut out = Vec::new();
+        q.next_to_send(10, &mut out);
+        assert!(out.iter().all(|e| !e.dup));
+        assert_eq!(q.complete(1, QoS::ExactlyOnce), None, "not released yet");
+        assert!(q.release(1).is_some());
+        assert!(q.is_released(1));
+        q.reset_for_reconnect();
+        out.clear();
+        q.next_to_send(10, &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|e| e.dup));
+        assert_eq!(out[0].record.state, OutState::Released);
+        assert_eq!(q.complete(1, QoS::ExactlyOnce), Some(1));
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn pkids_are_unique_and_reused_after_ack() {
+        let mut q = OutQueue::new(10, 1 << 20, QueueFullPolicy::DropNew);
+        q.next_pkid = u16::MAX;
+        q.push(msg(b"a"), QoS::AtLeastOnce, false, vec![]);
+        q.push(msg(b"b"), QoS::AtLeastOnce, false, vec![]);
+        let mut out = Vec::new();
+        q.next_to_send(10, &mut out);
+        assert_eq!(out[0].record.pkid, u16::MAX);
+        assert_eq!(out[1].record.pkid, 1, "wraps past 0");
+    }
+
+    #[test]
+    fn byte_limit() {
+        let mut q = OutQueue::new(100, 70, QueueFullPolicy::DropNew);
+        assert!(matches!(
+            q.push(msg(b"a"), QoS::AtLeastOnce, false, vec![]),
+            Pushed::Queued(_)
+        ));
+        assert_eq!(q.push(msg(b"b"), QoS::AtLeastOnce, false, vec![]), Pushed::Dropped);
+        assert!(q.bytes() <= 70);
+    }
+}
