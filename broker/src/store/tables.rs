@@ -30,7 +30,7 @@ pub(super) fn storage(e: impl Display) -> StoreError {
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+    postcard::to_stdvec(value).map_err(|e| StoreError::Storage(format!("encoding a record: {e}")))
 }
 
 /// Creates any missing table, so later read transactions can open them all
@@ -138,6 +138,7 @@ pub(super) fn recover(db: &Database) -> Result<Recovered, StoreError> {
     }
 
     let table = txn.open_table(QUEUE).map_err(storage)?;
+    let mut orphan: Option<Arc<str>> = None;
     for entry in table.iter().map_err(storage)? {
         let (key, value) = entry.map_err(storage)?;
         let (id, seq) = key.value();
@@ -145,7 +146,12 @@ pub(super) fn recover(db: &Database) -> Result<Recovered, StoreError> {
             continue;
         };
         let Some(session) = sessions.get_mut(&client_id) else {
-            tracing::warn!(%client_id, seq, "skipping queued message of an unknown session");
+            // One line per client, not per message: a lost session record
+            // can strand a long queue.
+            if orphan.as_ref() != Some(&client_id) {
+                tracing::warn!(%client_id, "skipping queued messages of an unknown session");
+                orphan = Some(client_id);
+            }
             continue;
         };
         match postcard::from_bytes::<QueuedRecord>(value.value()) {

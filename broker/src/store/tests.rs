@@ -307,11 +307,15 @@ async fn group_commit() {
     .await;
     let before = store.commits();
 
+    // Release every task at once, as a burst of publishers would arrive.
+    let barrier = Arc::new(tokio::sync::Barrier::new(TASKS as usize));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for seq in 0..TASKS {
         let store = store.clone();
+        let barrier = Arc::clone(&barrier);
         tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
             let op = Op::PutQueued {
                 client_id: id("g"),
                 seq,
@@ -385,8 +389,7 @@ async fn drop_commits_queued() {
     let (store, rec) = loop {
         match Store::open(&path, 64) {
             Ok(opened) => break opened,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
+            Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             Err(e) => panic!("reopen: {e}"),

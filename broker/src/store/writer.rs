@@ -44,7 +44,9 @@ impl Store {
     /// bounds the batches waiting for the writer.
     ///
     /// Records that fail to decode are logged and left out of the
-    /// [`Recovered`] state; a file that cannot be opened is an error.
+    /// [`Recovered`] state (but stay in the file); a file that cannot be
+    /// opened is an error. Blocks on file I/O while it reads everything, so
+    /// call it before serving or from `spawn_blocking`.
     pub fn open(path: &Path, queue_depth: usize) -> Result<(Store, Recovered), StoreError> {
         let db = Database::create(path).map_err(storage)?;
         tables::create_tables(&db)?;
