@@ -74,7 +74,11 @@ impl Hub {
 
     fn new_queue(&self) -> OutQueue {
         let l = &self.settings.limits;
-        OutQueue::new(l.max_queued_messages, l.max_queued_bytes, l.queue_full_policy)
+        OutQueue::new(
+            l.max_queued_messages,
+            l.max_queued_bytes,
+            l.queue_full_policy,
+        )
     }
 
     /// Rebuilds sessions and retained messages read back from the store;
@@ -217,6 +221,11 @@ impl Hub {
                         disconnected_at_ms: None,
                     };
                     let session = Arc::new(Session::new(client_id.clone(), state));
+                    // Clears anything left under this ID (say, entries of an
+                    // undecodable record) before the new session is written.
+                    ops.push(Op::DeleteSession {
+                        client_id: client_id.clone(),
+                    });
                     if expiry_interval > 0 {
                         ops.push(Op::PutSession {
                             client_id: client_id.clone(),
@@ -389,7 +398,14 @@ impl Hub {
             };
             let qos = message.qos.min(delivery.qos);
             let retain = message.retain && delivery.retain_as_published;
-            self.enqueue(&session, &message, qos, retain, delivery.subscription_ids, ops);
+            self.enqueue(
+                &session,
+                &message,
+                qos,
+                retain,
+                delivery.subscription_ids,
+                ops,
+            );
         }
         routed
     }
@@ -412,7 +428,11 @@ impl Hub {
         let seq = match pushed {
             Pushed::Queued(seq) => seq,
             Pushed::QueuedDroppingOldest { seq, dropped } => {
-                self.dropped(&session.client_id, dropped.record.qos, DropReason::QueueFull);
+                self.dropped(
+                    &session.client_id,
+                    dropped.record.qos,
+                    DropReason::QueueFull,
+                );
                 if st.persistent() && dropped.record.qos != QoS::AtMostOnce {
                     ops.push(Op::DeleteQueued {
                         client_id: session.client_id.clone(),

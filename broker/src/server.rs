@@ -67,7 +67,8 @@ impl Server {
         );
         let (shutdown, shutdown_rx) = watch::channel(false);
         // Semaphore permits are u32-sized internally; cap accordingly.
-        let max_connections = u32::try_from(settings.limits.max_connections).unwrap_or(u32::MAX >> 4);
+        let max_connections =
+            u32::try_from(settings.limits.max_connections).unwrap_or(u32::MAX >> 4);
         let permits = Arc::new(Semaphore::new(max_connections as usize));
         let tcp = settings.tcp;
         let hub = Arc::new(Hub::new(settings, store, observer, shutdown_rx));
@@ -110,10 +111,13 @@ impl Server {
         let _ = self.shutdown.send(true);
         // Every connection holds a permit until it has finished.
         let all = self.permits.acquire_many(self.max_connections);
-        if tokio::time::timeout(Duration::from_secs(10), all).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), all)
+            .await
+            .is_err()
+        {
             tracing::warn!("connections still open after 10 s; stopping anyway");
         }
-        // TODO(store merge): wait for the writer to drain.
+        self.hub.store.clone().close().await;
         tracing::info!("broker stopped");
     }
 }

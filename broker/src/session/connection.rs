@@ -16,8 +16,8 @@ use tokio::sync::oneshot;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::codec::{
-    reason, Ack, ConnAck, Connect, DecodeError, Disconnect, LastWill, Packet, Properties,
-    Protocol, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
+    reason, Ack, ConnAck, Connect, DecodeError, Disconnect, LastWill, Packet, Properties, Protocol,
+    Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 use crate::hub::Hub;
 use crate::message::{now_ms, Message, MessageProperties};
@@ -230,10 +230,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         tracing::debug!(client_id = %client_id, %peer, ?protocol, "connected");
         Some(Connection {
             window: usize::from(limits.max_inflight.min(client_receive_max)),
-            client_max_packet: connect
-                .properties
-                .maximum_packet_size
-                .unwrap_or(u32::MAX),
+            client_max_packet: connect.properties.maximum_packet_size.unwrap_or(u32::MAX),
             client_alias_max: connect.properties.topic_alias_maximum.unwrap_or(0),
             hub,
             t,
@@ -443,7 +440,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
 
         let topic: Arc<str> = match p.properties.topic_alias {
             Some(alias) if alias == 0 || alias > limits.topic_alias_maximum => {
-                return Some(self.violation(reason::TOPIC_ALIAS_INVALID, "topic alias out of range"));
+                return Some(
+                    self.violation(reason::TOPIC_ALIAS_INVALID, "topic alias out of range"),
+                );
             }
             Some(alias) if p.topic.is_empty() => match self.inbound_aliases.get(&alias) {
                 Some(topic) => topic.clone(),
@@ -487,7 +486,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             };
         }
 
-        if p.properties.payload_format_indicator == Some(1) && std::str::from_utf8(&p.payload).is_err()
+        if p.properties.payload_format_indicator == Some(1)
+            && std::str::from_utf8(&p.payload).is_err()
         {
             return match ack(reason::PAYLOAD_FORMAT_INVALID) {
                 Some(a) if self.v5() => self.ack_in_order(a, None).await,
@@ -534,7 +534,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     async fn complete(&mut self, pkid: u16, qos: QoS) {
         let done = {
             let mut st = self.session.state.lock();
-            st.queue.complete(pkid, qos).map(|seq| (seq, st.persistent()))
+            st.queue
+                .complete(pkid, qos)
+                .map(|seq| (seq, st.persistent()))
         };
         match done {
             Some((seq, true)) => {
@@ -546,7 +548,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                     .await;
             }
             Some((_, false)) => {}
-            None => tracing::debug!(client_id = %self.client_id, pkid, "acknowledgement for unknown packet id"),
+            None => {
+                tracing::debug!(client_id = %self.client_id, pkid, "acknowledgement for unknown packet id")
+            }
         }
         // A slot in the window opened.
         self.session.wake.notify_one();
@@ -576,7 +580,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             let mut st = self.session.state.lock();
             let released = st.queue.release(a.pkid);
             let again = released.is_none() && st.queue.is_released(a.pkid);
-            (released.map(Some).or(again.then_some(None)), st.persistent())
+            (
+                released.map(Some).or(again.then_some(None)),
+                st.persistent(),
+            )
         };
         let mut rel = Ack::new(a.pkid);
         match released {
@@ -608,7 +615,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 options: *options,
                 identifier,
             };
-            self.hub.subscribe(&self.session, filter, sub, &mut retained);
+            self.hub
+                .subscribe(&self.session, filter, sub, &mut retained);
             if !retained.is_empty() {
                 to_send.push((*options, std::mem::take(&mut retained)));
             }
@@ -722,7 +730,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         for e in entries.drain(..) {
             let r = &e.record;
             if r.state == OutState::Released {
-                let _ = self.t.queue(&Packet::PubRel(Ack::new(r.pkid)), self.protocol);
+                let _ = self
+                    .t
+                    .queue(&Packet::PubRel(Ack::new(r.pkid)), self.protocol);
                 continue;
             }
             if r.message.is_expired(now) {

@@ -256,9 +256,10 @@ impl OutQueue {
     /// PUBREC: a QoS 2 message reached the client; from now on only PUBREL
     /// is sent for it. Returns the updated record for the store.
     pub fn release(&mut self, pkid: u16) -> Option<(u64, QueuedRecord)> {
-        let e = self.entries.iter_mut().find(|e| {
-            e.record.pkid == pkid && e.record.qos == QoS::ExactlyOnce && e.sent
-        })?;
+        let e = self
+            .entries
+            .iter_mut()
+            .find(|e| e.record.pkid == pkid && e.record.qos == QoS::ExactlyOnce && e.sent)?;
         e.record.state = OutState::Released;
         Some((e.seq, e.record.clone()))
     }
@@ -320,7 +321,10 @@ mod tests {
         let mut q = OutQueue::new(2, 1 << 20, QueueFullPolicy::DropNew);
         q.push(msg(b"1"), QoS::AtLeastOnce, false, vec![]);
         q.push(msg(b"2"), QoS::AtLeastOnce, false, vec![]);
-        assert_eq!(q.push(msg(b"3"), QoS::AtLeastOnce, false, vec![]), Pushed::Dropped);
+        assert_eq!(
+            q.push(msg(b"3"), QoS::AtLeastOnce, false, vec![]),
+            Pushed::Dropped
+        );
 
         let mut q = OutQueue::new(2, 1 << 20, QueueFullPolicy::DropOldest);
         q.push(msg(b"1"), QoS::AtLeastOnce, false, vec![]);
@@ -332,7 +336,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(q.push(msg(b"4"), QoS::AtMostOnce, false, vec![]), Pushed::Dropped);
+        assert_eq!(
+            q.push(msg(b"4"), QoS::AtMostOnce, false, vec![]),
+            Pushed::Dropped
+        );
         assert_eq!(q.len(), 2);
     }
 
@@ -376,7 +383,10 @@ mod tests {
             q.push(msg(b"a"), QoS::AtLeastOnce, false, vec![]),
             Pushed::Queued(_)
         ));
-        assert_eq!(q.push(msg(b"b"), QoS::AtLeastOnce, false, vec![]), Pushed::Dropped);
+        assert_eq!(
+            q.push(msg(b"b"), QoS::AtLeastOnce, false, vec![]),
+            Pushed::Dropped
+        );
         assert!(q.bytes() <= 70);
     }
 }
