@@ -2,6 +2,8 @@
 //! error, so standard output stays free for the few stable lines that
 //! scripts and tests parse.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogConfig;
@@ -22,7 +24,9 @@ pub fn init(log: &LogConfig) -> anyhow::Result<()> {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes would litter log files and CI output.
+        .with_ansi(std::io::stderr().is_terminal());
     let installed = if log.format == "json" {
         builder.json().try_init()
     } else {
