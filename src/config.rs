@@ -1,0 +1,709 @@
+//! The configuration file: one serde tree mirroring `config/wardmq.toml`,
+//! a validation pass that reports every problem at once, and the conversion
+//! into the broker's already-checked `Settings`.
+//!
+//! Numbers are read as `i64` (TOML's own integer type) and range-checked in
+//! `validate`, and enums as strings, so that a bad value becomes one more
+//! line in the report instead of a serde error that hides everything after it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use wardmq_broker::settings::{Limits, QueueFullPolicy, Settings};
+
+/// The largest packet MQTT can frame: a four-byte Remaining Length.
+const MQTT_MAX_PACKET_SIZE: i64 = 268_435_455;
+/// MQTT requires every server to accept client IDs of 1 to 23 characters.
+const MQTT_MIN_CLIENT_ID_LEN: i64 = 23;
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub storage: StorageConfig,
+    pub listeners: ListenersConfig,
+    pub limits: LimitsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Relative paths are relative to the working directory.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenersConfig {
+    /// `IP:PORT`; the empty string disables the listener.
+    pub tcp: String,
+}
+
+/// Mirrors `wardmq_broker::settings::Limits`; durations in whole seconds.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_connections: i64,
+    pub max_packet_size: i64,
+    pub receive_maximum: i64,
+    pub max_keep_alive: i64,
+    pub topic_alias_maximum: i64,
+    pub max_inflight: i64,
+    pub max_queued_messages: i64,
+    pub max_queued_bytes: i64,
+    pub queue_full_policy: String,
+    pub max_session_expiry_secs: i64,
+    pub connect_timeout_secs: i64,
+    pub max_client_id_len: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing `EnvFilter` directive; `RUST_LOG` overrides it.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: Settings::default().data_dir,
+        }
+    }
+}
+
+impl Default for ListenersConfig {
+    fn default() -> Self {
+        ListenersConfig {
+            tcp: Settings::default()
+                .tcp
+                .map(|addr| addr.to_string())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+// The broker's defaults are the single source; the annotated file is tested
+// against them, so the three cannot drift apart.
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        LimitsConfig {
+            max_connections: wide(l.max_connections),
+            max_packet_size: l.max_packet_size.into(),
+            receive_maximum: l.receive_maximum.into(),
+            max_keep_alive: l.max_keep_alive.into(),
+            topic_alias_maximum: l.topic_alias_maximum.into(),
+            max_inflight: l.max_inflight.into(),
+            max_queued_messages: wide(l.max_queued_messages),
+            max_queued_bytes: wide(l.max_queued_bytes),
+            queue_full_policy: policy_name(l.queue_full_policy).to_owned(),
+            max_session_expiry_secs: wide(l.max_session_expiry.as_secs()),
+            connect_timeout_secs: wide(l.connect_timeout.as_secs()),
+            max_client_id_len: wide(l.max_client_id_len),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+            format: "text".to_owned(),
+        }
+    }
+}
+
+fn wide<T: TryInto<i64>>(v: T) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
+}
+
+fn policy_name(p: QueueFullPolicy) -> &'static str {
+    match p {
+        QueueFullPolicy::DropNew => "drop_new",
+        QueueFullPolicy::DropOldest => "drop_oldest",
+    }
+}
+
+/// One thing wrong with a configuration, named by its dotted key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key (`limits.max_inflight`); empty when the problem has none,
+    /// e.g. a TOML syntax error.
+    pub key: String,
+    pub message: String,
+    /// 1-based line in the file, when the problem comes from one.
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+#[derive(Debug)]
+pub enum LoadError {
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Read { path, source } => {
+                write!(f, "cannot read config file {}: {source}", path.display())
+            }
+            LoadError::Invalid { path, problems } => {
+                write!(f, "invalid configuration in {}:", path.display())?;
+                for p in problems {
+                    write!(f, "\n  {p}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|problems| LoadError::Invalid {
+            path: path.to_owned(),
+            problems,
+        })
+    }
+
+    /// Parses and validates TOML text, reporting every problem found.
+    pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+        let mut root = match DeTable::parse(text) {
+            Ok(root) => root,
+            // After a syntax error the rest of the document means nothing.
+            Err(e) => {
+                return Err(vec![Problem {
+                    key: String::new(),
+                    message: e.message().to_owned(),
+                    line: e.span().map(|s| line_of(text, s.start)),
+                }])
+            }
+        };
+        let mut problems = Vec::new();
+        // serde stops at the first unknown key or mistyped value; drop the
+        // offending entry and go again, so every such key is reported. Each
+        // round removes one entry, so this ends.
+        let config = loop {
+            match Config::deserialize(toml::de::Deserializer::from(root.clone())) {
+                Ok(config) => break config,
+                Err(e) => {
+                    let key = e
+                        .span()
+                        .and_then(|span| remove_entry_at(root.get_mut(), span.start, ""));
+                    problems.push(Problem {
+                        key: key.clone().unwrap_or_default(),
+                        message: e.message().to_owned(),
+                        line: e.span().map(|s| line_of(text, s.start)),
+                    });
+                    if key.is_none() {
+                        return Err(problems);
+                    }
+                }
+            }
+        };
+        for mut p in config.check() {
+            p.line = key_offset(root.get_ref(), &p.key).map(|at| line_of(text, at));
+            problems.push(p);
+        }
+        // Read top to bottom, like the file; problems with no line last.
+        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Every problem with this configuration, each as `key: message`.
+    pub fn validate(&self) -> Vec<String> {
+        self.check().iter().map(ToString::to_string).collect()
+    }
+
+    /// The broker settings this configuration describes, or every problem.
+    pub fn into_settings(self) -> Result<Settings, Vec<String>> {
+        let problems = self.validate();
+        if problems.is_empty() {
+            Ok(self.build().0)
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn check(&self) -> Vec<Problem> {
+        self.build().1
+    }
+
+    /// Validation and conversion are one pass, so nothing can be converted
+    /// that was not checked. The settings are meaningless if any problem is
+    /// returned.
+    fn build(&self) -> (Settings, Vec<Problem>) {
+        let mut c = Checker::default();
+
+        if self.storage.data_dir.as_os_str().is_empty() {
+            c.fail("storage.data_dir", "must not be empty");
+        }
+
+        let tcp = if self.listeners.tcp.is_empty() {
+            None
+        } else {
+            match self.listeners.tcp.parse::<SocketAddr>() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    c.fail(
+                        "listeners.tcp",
+                        format!(
+                            "`{}` is not an IP address with a port, e.g. \"127.0.0.1:1883\" \
+                             (host names are not resolved; \"\" disables the listener)",
+                            self.listeners.tcp
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+
+        let l = &self.limits;
+        let u16_max = i64::from(u16::MAX);
+        let limits = Limits {
+            max_connections: c.int("limits.max_connections", l.max_connections, 1..=i64::MAX),
+            max_packet_size: c.int(
+                "limits.max_packet_size",
+                l.max_packet_size,
+                1..=MQTT_MAX_PACKET_SIZE,
+            ),
+            receive_maximum: c.int("limits.receive_maximum", l.receive_maximum, 1..=u16_max),
+            max_keep_alive: c.int("limits.max_keep_alive", l.max_keep_alive, 0..=u16_max),
+            topic_alias_maximum: c.int(
+                "limits.topic_alias_maximum",
+                l.topic_alias_maximum,
+                0..=u16_max,
+            ),
+            max_inflight: c.int("limits.max_inflight", l.max_inflight, 1..=u16_max),
+            max_queued_messages: c.int(
+                "limits.max_queued_messages",
+                l.max_queued_messages,
+                1..=i64::MAX,
+            ),
+            max_queued_bytes: c.int("limits.max_queued_bytes", l.max_queued_bytes, 1..=i64::MAX),
+            queue_full_policy: match l.queue_full_policy.as_str() {
+                "drop_new" => QueueFullPolicy::DropNew,
+                "drop_oldest" => QueueFullPolicy::DropOldest,
+                other => {
+                    c.fail(
+                        "limits.queue_full_policy",
+                        format!("`{other}` is not one of \"drop_new\", \"drop_oldest\""),
+                    );
+                    QueueFullPolicy::DropNew
+                }
+            },
+            max_session_expiry: Duration::from_secs(c.int(
+                "limits.max_session_expiry_secs",
+                l.max_session_expiry_secs,
+                1..=i64::from(u32::MAX),
+            )),
+            connect_timeout: Duration::from_secs(c.int(
+                "limits.connect_timeout_secs",
+                l.connect_timeout_secs,
+                1..=3600,
+            )),
+            max_client_id_len: c.int(
+                "limits.max_client_id_len",
+                l.max_client_id_len,
+                MQTT_MIN_CLIENT_ID_LEN..=u16_max,
+            ),
+        };
+        // Cross-field rules only when both sides are in range, so one bad
+        // value is reported once.
+        if (1..=u16_max).contains(&l.max_inflight)
+            && l.max_queued_messages >= 1
+            && l.max_queued_messages < l.max_inflight
+        {
+            c.fail(
+                "limits.max_queued_messages",
+                format!(
+                    "{} is less than limits.max_inflight ({}); the queue includes the in-flight window",
+                    l.max_queued_messages, l.max_inflight
+                ),
+            );
+        }
+        if (1..=MQTT_MAX_PACKET_SIZE).contains(&l.max_packet_size)
+            && l.max_queued_bytes >= 1
+            && l.max_queued_bytes < l.max_packet_size
+        {
+            c.fail(
+                "limits.max_queued_bytes",
+                format!(
+                    "{} is less than limits.max_packet_size ({}); a largest-size message could never be queued",
+                    l.max_queued_bytes, l.max_packet_size
+                ),
+            );
+        }
+
+        if let Err(e) = check_log_level(&self.log.level) {
+            c.fail("log.level", e);
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            c.fail(
+                "log.format",
+                format!("`{}` is not one of \"text\", \"json\"", self.log.format),
+            );
+        }
+
+        let settings = Settings {
+            data_dir: self.storage.data_dir.clone(),
+            tcp,
+            limits,
+        };
+        (settings, c.problems)
+    }
+}
+
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn fail(&mut self, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.to_owned(),
+            message: message.into(),
+            line: None,
+        });
+    }
+
+    /// The value converted to the broker's type, or the type's default after
+    /// recording why it is out of range.
+    fn int<T: TryFrom<i64> + Default>(
+        &mut self,
+        key: &str,
+        value: i64,
+        range: RangeInclusive<i64>,
+    ) -> T {
+        let (min, max) = (*range.start(), *range.end());
+        if !range.contains(&value) {
+            let expected = if max == i64::MAX {
+                format!("must be at least {min}")
+            } else {
+                format!("must be between {min} and {max}")
+            };
+            self.fail(key, format!("{value} is out of range: {expected}"));
+            return T::default();
+        }
+        T::try_from(value).unwrap_or_else(|_| {
+            self.fail(key, format!("{value} is too large for this platform"));
+            T::default()
+        })
+    }
+}
+
+/// EnvFilter reads a bare word as a target name enabled at every level, so a
+/// misspelt level (`"inof"`) would silently turn logging off; bare words must
+/// be levels here, and targets take the `target=level` form.
+fn check_log_level(directives: &str) -> Result<(), String> {
+    if directives.trim().is_empty() {
+        return Err("must not be empty, e.g. \"info\" or \"info,wardmq_broker=debug\"".to_owned());
+    }
+    for d in directives.split(',').map(str::trim) {
+        if !d.is_empty()
+            && !d.contains('=')
+            && !d.contains('[')
+            && d.parse::<LevelFilter>().is_err()
+        {
+            return Err(format!(
+                "`{d}` is not a level (trace, debug, info, warn, error, off); \
+                 to filter a target write target=level"
+            ));
+        }
+    }
+    EnvFilter::builder()
+        .parse(directives)
+        .map(drop)
+        .map_err(|e| format!("`{directives}` is not a valid filter: {e}"))
+}
+
+/// Removes the entry whose key or (non-table) value covers byte `at`,
+/// returning its dotted key.
+fn remove_entry_at(table: &mut DeTable<'_>, at: usize, prefix: &str) -> Option<String> {
+    let mut hit = None;
+    for (k, v) in table.iter_mut() {
+        let path = join_key(prefix, k.get_ref());
+        let is_table = matches!(v.get_ref(), DeValue::Table(_));
+        if k.span().contains(&at) || (!is_table && v.span().contains(&at)) {
+            hit = Some((k.clone(), path));
+            break;
+        }
+        if let DeValue::Table(t) = v.get_mut() {
+            if let Some(found) = remove_entry_at(t, at, &path) {
+                return Some(found);
+            }
+        }
+    }
+    let (key, path) = hit?;
+    table.remove(&key);
+    Some(path)
+}
+
+/// Byte offset of a dotted key in the document, if the document sets it.
+fn key_offset(table: &DeTable<'_>, dotted: &str) -> Option<usize> {
+    let (first, rest) = match dotted.split_once('.') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (dotted, None),
+    };
+    let (k, v) = table.iter().find(|(k, _)| k.get_ref() == first)?;
+    match (rest, v.get_ref()) {
+        (None, _) => Some(k.span().start),
+        (Some(rest), DeValue::Table(t)) => key_offset(t, rest),
+        (Some(_), _) => None,
+    }
+}
+
+fn join_key(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    let before = text.get(..offset).unwrap_or(text);
+    before.matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match Config::parse(text) {
+            Ok(c) => panic!("expected problems, parsed {c:?}"),
+            Err(p) => p,
+        }
+    }
+
+    fn keys(text: &str) -> Vec<String> {
+        problems(text).into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn annotated_file_is_the_defaults() {
+        let text = include_str!("../config/wardmq.toml");
+        let config = Config::parse(text).unwrap_or_else(|p| panic!("config/wardmq.toml: {p:?}"));
+        assert_eq!(config, Config::default());
+        assert!(config.validate().is_empty());
+    }
+
+    #[test]
+    fn defaults_match_the_broker_defaults() {
+        let settings = Config::default()
+            .into_settings()
+            .unwrap_or_else(|p| panic!("defaults invalid: {p:?}"));
+        assert_eq!(
+            format!("{settings:?}"),
+            format!("{:?}", Settings::default())
+        );
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(Config::parse("").ok(), Some(Config::default()));
+    }
+
+    #[test]
+    fn empty_tcp_disables_the_listener_and_port_zero_is_allowed() {
+        let off = Config::parse("[listeners]\ntcp = \"\"\n").expect("valid");
+        assert_eq!(off.into_settings().expect("valid").tcp, None);
+        let any = Config::parse("[listeners]\ntcp = \"[::1]:0\"\n").expect("valid");
+        assert_eq!(
+            any.into_settings().expect("valid").tcp,
+            Some("[::1]:0".parse().expect("addr"))
+        );
+    }
+
+    #[test]
+    fn durations_and_policy_convert() {
+        let text = "[limits]\nmax_session_expiry_secs = 60\nconnect_timeout_secs = 3\n\
+                    queue_full_policy = \"drop_oldest\"\n";
+        let s = Config::parse(text)
+            .expect("valid")
+            .into_settings()
+            .expect("valid");
+        assert_eq!(s.limits.max_session_expiry, Duration::from_secs(60));
+        assert_eq!(s.limits.connect_timeout, Duration::from_secs(3));
+        assert_eq!(s.limits.queue_full_policy, QueueFullPolicy::DropOldest);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let text = "\
+[storage]
+data_dir = \"\"
+[listeners]
+tcp = \"localhost:1883\"
+[limits]
+max_conections = 5
+max_inflight = 0
+max_packet_size = 268435456
+receive_maximum = \"lots\"
+max_client_id_len = 22
+queue_full_policy = \"drop_all\"
+[log]
+level = \"inof\"
+format = \"yaml\"
+colour = true
+";
+        let got = problems(text);
+        let summary: Vec<(String, Option<usize>)> =
+            got.iter().map(|p| (p.key.clone(), p.line)).collect();
+        for expected in [
+            ("limits.max_conections", 6),
+            ("limits.receive_maximum", 9),
+            ("log.colour", 15),
+            ("storage.data_dir", 2),
+            ("listeners.tcp", 4),
+            ("limits.max_inflight", 7),
+            ("limits.max_packet_size", 8),
+            ("limits.max_client_id_len", 10),
+            ("limits.queue_full_policy", 11),
+            ("log.level", 13),
+            ("log.format", 14),
+        ] {
+            assert!(
+                summary.contains(&(expected.0.to_owned(), Some(expected.1))),
+                "missing {expected:?} in {got:#?}"
+            );
+        }
+        assert_eq!(got.len(), 11, "{got:#?}");
+        let mut lines: Vec<usize> = got.iter().filter_map(|p| p.line).collect();
+        lines.sort_unstable();
+        assert_eq!(lines, got.iter().filter_map(|p| p.line).collect::<Vec<_>>());
+        let unknown = got
+            .iter()
+            .find(|p| p.key == "limits.max_conections")
+            .expect("unknown key reported");
+        assert!(
+            unknown.message.contains("unknown field `max_conections`"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn unknown_section_is_reported() {
+        assert_eq!(keys("[tls]\ncert = \"x\"\n"), vec!["tls".to_owned()]);
+    }
+
+    #[test]
+    fn syntax_error_names_its_line() {
+        let got = problems("[limits]\nmax_inflight = = 3\n");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].line, Some(2));
+    }
+
+    #[test]
+    fn queue_must_hold_the_inflight_window_and_a_largest_packet() {
+        let text = "[limits]\nmax_inflight = 100\nmax_queued_messages = 99\n\
+                    max_packet_size = 2000\nmax_queued_bytes = 1999\n";
+        assert_eq!(
+            keys(text),
+            vec!["limits.max_queued_messages", "limits.max_queued_bytes"]
+        );
+        // An out-of-range side is reported once, not again by the cross rule.
+        assert_eq!(
+            keys("[limits]\nmax_inflight = 0\nmax_queued_messages = 0\n"),
+            vec!["limits.max_inflight", "limits.max_queued_messages"]
+        );
+    }
+
+    #[test]
+    fn limits_ranges() {
+        for (key, bad) in [
+            ("max_connections", "0"),
+            ("max_packet_size", "0"),
+            ("receive_maximum", "0"),
+            ("receive_maximum", "65536"),
+            ("max_keep_alive", "-1"),
+            ("max_keep_alive", "65536"),
+            ("topic_alias_maximum", "65536"),
+            ("max_inflight", "65536"),
+            ("max_queued_bytes", "0"),
+            ("max_session_expiry_secs", "0"),
+            ("max_session_expiry_secs", "4294967296"),
+            ("connect_timeout_secs", "0"),
+            ("max_client_id_len", "65536"),
+        ] {
+            let text = format!("[limits]\n{key} = {bad}\n");
+            assert_eq!(keys(&text), vec![format!("limits.{key}")], "{key} = {bad}");
+        }
+        for (key, ok) in [
+            ("max_keep_alive", "0"),
+            ("topic_alias_maximum", "0"),
+            ("max_packet_size", "268435455\nmax_queued_bytes = 268435455"),
+            ("max_client_id_len", "23"),
+        ] {
+            let text = format!("[limits]\n{key} = {ok}\n");
+            assert!(Config::parse(&text).is_ok(), "{key} = {ok}");
+        }
+    }
+
+    #[test]
+    fn log_levels() {
+        for ok in [
+            "info",
+            "WARN",
+            "off",
+            "info,wardmq_broker=debug",
+            "wardmq=trace",
+        ] {
+            assert!(check_log_level(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "inof", "wardmq=loud", "info,verbose"] {
+            assert!(check_log_level(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validate_names_each_key() {
+        let mut c = Config::default();
+        c.limits.max_inflight = 0;
+        c.log.format = "xml".to_owned();
+        let v = c.validate();
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v[0].starts_with("limits.max_inflight: "), "{v:?}");
+        assert!(v[1].starts_with("log.format: "), "{v:?}");
+    }
+}
