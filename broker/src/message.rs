@@ -74,9 +74,9 @@ impl Message {
             response_topic: p.response_topic.clone(),
             correlation_data: p.correlation_data.clone(),
             user_properties: p.user_properties.clone(),
-            message_expiry_interval: self
-                .expires_at_ms
-                .map(|at| u32::try_from(at.saturating_sub(now_ms).div_ceil(1000)).unwrap_or(u32::MAX)),
+            message_expiry_interval: self.expires_at_ms.map(|at| {
+                u32::try_from(at.saturating_sub(now_ms).div_ceil(1000)).unwrap_or(u32::MAX)
+            }),
             subscription_identifiers: subscription_ids.to_vec(),
             ..Properties::default()
         }

@@ -10,9 +10,7 @@ pub const MAX_TOPIC_LEN: usize = 65_535;
 /// A topic name a PUBLISH may carry: non-empty, no wildcards, no U+0000.
 /// (An empty name with a v5 topic alias is handled by the caller.)
 pub fn valid_topic_name(topic: &str) -> bool {
-    !topic.is_empty()
-        && topic.len() <= MAX_TOPIC_LEN
-        && !topic.contains(['+', '#', '\0'])
+    !topic.is_empty() && topic.len() <= MAX_TOPIC_LEN && !topic.contains(['+', '#', '\0'])
 }
 
 /// A subscription filter: non-empty; `+` occupies a whole level; `#` occupies

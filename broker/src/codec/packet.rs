@@ -16,7 +16,17 @@ pub enum Protocol {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub enum QoS {
     #[default]
@@ -213,6 +223,9 @@ pub struct Auth {
     pub properties: Properties,
 }
 
+// CONNECT is rare (once per connection) and boxing it would change the
+// variant's type that other code matches on.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet {
     Connect(Connect),

@@ -77,16 +77,39 @@ pub struct QueuedRecord {
 /// (client ID, sequence number), so a session's queue reads back in order.
 #[derive(Debug, Clone)]
 pub enum Op {
-    PutSession { client_id: Arc<str>, record: SessionRecord },
+    PutSession {
+        client_id: Arc<str>,
+        record: SessionRecord,
+    },
     /// Removes the session with its queue and inbound packet ids.
-    DeleteSession { client_id: Arc<str> },
-    PutQueued { client_id: Arc<str>, seq: u64, record: QueuedRecord },
-    DeleteQueued { client_id: Arc<str>, seq: u64 },
+    DeleteSession {
+        client_id: Arc<str>,
+    },
+    PutQueued {
+        client_id: Arc<str>,
+        seq: u64,
+        record: QueuedRecord,
+    },
+    DeleteQueued {
+        client_id: Arc<str>,
+        seq: u64,
+    },
     /// An inbound QoS 2 packet id received and not yet released by PUBREL.
-    PutInbound { client_id: Arc<str>, pkid: u16 },
-    DeleteInbound { client_id: Arc<str>, pkid: u16 },
-    PutRetained { topic: Arc<str>, message: Arc<Message> },
-    DeleteRetained { topic: Arc<str> },
+    PutInbound {
+        client_id: Arc<str>,
+        pkid: u16,
+    },
+    DeleteInbound {
+        client_id: Arc<str>,
+        pkid: u16,
+    },
+    PutRetained {
+        topic: Arc<str>,
+        message: Arc<Message>,
+    },
+    DeleteRetained {
+        topic: Arc<str>,
+    },
 }
 
 /// A persistent session as read back at start.

@@ -1,0 +1,2 @@
+//! Codec tests: round trips, differential checks against mqttbytes, and
+//! one test per class of malformed input.
