@@ -10,9 +10,17 @@ mod decode;
 mod encode;
 mod error;
 mod packet;
+mod parse;
+mod properties;
+mod reader;
 pub mod reason;
+mod roundtrip;
+
+#[cfg(test)]
+mod tests;
 
 pub use decode::decode;
 pub use encode::{encode, encoded_len};
 pub use error::{DecodeError, EncodeError};
 pub use packet::*;
+pub use roundtrip::roundtrip_check;

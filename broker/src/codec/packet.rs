@@ -223,6 +223,9 @@ pub struct Auth {
     pub properties: Properties,
 }
 
+// CONNECT is rare (once per connection) and boxing it would change the
+// variant's type that other code matches on.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet {
     Connect(Connect),

@@ -1,0 +1,7 @@
+//! Codec tests: round trips, differential checks against mqttbytes, and
+//! one test per class of malformed input.
+
+#![allow(clippy::unwrap_used)]
+
+mod roundtrip;
+mod strategies;
