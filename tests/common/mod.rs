@@ -111,7 +111,10 @@ pub struct Sub {
 /// Starts `mosquitto_sub` and waits until it has subscribed (with `-d` it
 /// prints its SUBACK), so a following publish is not missed.
 pub fn mosquitto_sub(addr: SocketAddr, args: &[&str]) -> Sub {
-    let mut child = Command::new("mosquitto_sub")
+    // stdbuf: mosquitto_sub's stdout is a pipe here, which stdio would
+    // buffer until exit, hiding the SUBACK line we wait for.
+    let mut child = Command::new("stdbuf")
+        .args(["-oL", "mosquitto_sub"])
         .args(["-h", "127.0.0.1", "-p", &addr.port().to_string(), "-d"])
         .args(args)
         .stdout(Stdio::piped())
@@ -132,7 +135,11 @@ pub fn mosquitto_sub(addr: SocketAddr, args: &[&str]) -> Sub {
         }
         lines
     });
-    rx.recv_timeout(TIMEOUT).expect("mosquitto_sub subscribed");
+    // A resumed session may deliver everything (and the subscriber exit)
+    // before its SUBACK: a closed channel means it is done, which is fine.
+    if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(TIMEOUT) {
+        panic!("mosquitto_sub {args:?} did not subscribe in time");
+    }
     Sub { child, lines }
 }
 
@@ -154,7 +161,9 @@ impl Sub {
             .unwrap_or_default()
             .into_iter()
             .map(|l| l.trim_end().to_owned())
-            .filter(|l| !l.starts_with("Client ") && !l.is_empty())
+            .filter(|l| {
+                !l.starts_with("Client ") && !l.starts_with("Subscribed (mid") && !l.is_empty()
+            })
             .collect()
     }
 
