@@ -291,7 +291,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             enum Event {
                 Read(Result<(), ReadError>),
-                Ack(Result<Packet, StoreError>),
+                Ack(Result<Box<Packet>, StoreError>),
                 Wake,
                 KeepAlive,
                 Kicked(u8),
@@ -300,7 +300,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             let event = tokio::select! {
                 r = &mut self.kicked => Event::Kicked(r.unwrap_or(reason::SESSION_TAKEN_OVER)),
                 _ = shutdown.wait_for(|s| *s) => Event::Shutdown,
-                Some(a) = self.acks.next(), if !self.acks.is_empty() => Event::Ack(a),
+                Some(a) = self.acks.next(), if !self.acks.is_empty() => Event::Ack(a.map(Box::new)),
                 r = self.t.fill() => Event::Read(r),
                 _ = self.session.wake.notified() => Event::Wake,
                 _ = sleep_until(deadline), if !grace.is_zero() => Event::KeepAlive,
@@ -329,7 +329,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                     }
                 }
                 Event::Ack(Ok(packet)) => {
-                    if matches!(packet, Packet::PubAck(_)) {
+                    if matches!(*packet, Packet::PubAck(_)) {
                         self.pending_qos1 = self.pending_qos1.saturating_sub(1);
                     }
                     let _ = self.t.queue(&packet, self.protocol);
@@ -667,13 +667,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     /// Makes the session's subscriptions durable before they are
     /// acknowledged (persistent sessions only).
     async fn persist_session_now(&mut self) -> Option<Exit> {
+        // Nothing to do (and no exit) for a session that is not persistent.
         let record = {
             let st = self.session.state.lock();
             st.persistent().then(|| st.record())
-        };
-        let Some(record) = record else {
-            return None;
-        };
+        }?;
         let op = Op::PutSession {
             client_id: self.client_id.clone(),
             record,
