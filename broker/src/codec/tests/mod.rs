@@ -3,5 +3,6 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod malformed;
 mod roundtrip;
 mod strategies;
