@@ -36,7 +36,8 @@ pub(crate) const AUTH: u8 = 15;
 /// Payload Format Indicator 1 carries UTF-8 (that costs a payload scan and
 /// the spec lets the receiver choose), nor anything that depends on
 /// connection state beyond the protocol level (topic alias ranges, receive
-/// maximum, who may send which packet).
+/// maximum, who may send which packet: e.g. a client PUBLISH carrying a
+/// Subscription Identifier, or a client sending CONNACK, decodes fine).
 pub fn decode(
     buf: &mut BytesMut,
     protocol: Option<Protocol>,

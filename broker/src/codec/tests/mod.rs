@@ -3,5 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod differential;
+mod malformed;
 mod roundtrip;
 mod strategies;
