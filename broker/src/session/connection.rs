@@ -437,6 +437,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     async fn on_publish(&mut self, p: Publish) -> Option<Exit> {
         let limits = &self.hub.settings.limits;
         self.counters.publish_in(p.payload.len());
+        if !p.properties.subscription_identifiers.is_empty() {
+            // §3.3.4: only the server sends them.
+            return Some(self.violation(
+                reason::PROTOCOL_ERROR,
+                "subscription identifier on a client PUBLISH",
+            ));
+        }
 
         let topic: Arc<str> = match p.properties.topic_alias {
             Some(alias) if alias == 0 || alias > limits.topic_alias_maximum => {
