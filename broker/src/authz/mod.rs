@@ -6,6 +6,7 @@
 //! - [`evaluate`] answers "may this connection do this action on this
 //!   resource" with IAM's rules: explicit Deny wins, then any Allow, else
 //!   default deny.
+//! - [`DecisionCache`] memoises decisions per connection.
 //!
 //! Semantics chosen where AWS leaves room or we narrow it:
 //! - Resource matching: `*` matches any run (including `/`), `?` one
@@ -18,6 +19,7 @@
 //!   operators, condition keys and policy variables are rejected at parse
 //!   time, so nothing we cannot evaluate is silently skipped.
 
+mod cache;
 mod condition;
 mod document;
 mod eval;
@@ -25,6 +27,7 @@ mod request;
 mod variables;
 mod wildcard;
 
+pub use cache::{DecisionCache, DEFAULT_CAPACITY};
 pub use condition::{Condition, ConditionOperator};
 pub use document::{
     ActionPattern, Effect, Policy, PolicyError, ResourcePattern, Statement, MAX_DOCUMENT_CHARS,
