@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod authz;
 pub mod codec;
 mod hub;
 pub mod message;
