@@ -548,3 +548,35 @@ async fn full_offline_queue_drops_and_counts() {
     );
     b.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn connections_beyond_the_limit_are_refused() {
+    let b = common::start_with(|s| s.limits.max_connections = 2).await;
+    let _one = Mqtt::v5(b.addr, "one").await;
+    let _two = Mqtt::v5(b.addr, "two").await;
+    let mut three = Mqtt::open(b.addr, Protocol::V5).await;
+    three
+        .send(Packet::Connect(connect_packet("three", Protocol::V5)))
+        .await;
+    assert_eq!(
+        three.recv().await,
+        None,
+        "third connection closed without CONNACK"
+    );
+    drop(_one);
+    // The freed slot is usable again once the first connection is gone.
+    let start = std::time::Instant::now();
+    loop {
+        let mut again = Mqtt::open(b.addr, Protocol::V5).await;
+        again
+            .send(Packet::Connect(connect_packet("four", Protocol::V5)))
+            .await;
+        if let Some(Packet::ConnAck(ack)) = again.recv().await {
+            assert_eq!(ack.reason, 0);
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "slot never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.server.shutdown().await;
+}

@@ -119,6 +119,7 @@ impl Hub {
                 attachment: None,
                 generation: 0,
                 disconnected_at_ms: Some(disconnected_at),
+                will: None,
             };
             let expiry = u64::from(s.record.expiry_interval) * 1000;
             let remaining = (disconnected_at + expiry).saturating_sub(now);
@@ -188,6 +189,8 @@ impl Hub {
                         st.v5 = v5;
                         st.expiry_interval = expiry_interval;
                         st.disconnected_at_ms = None;
+                        // Resumed in time: a delayed will is not sent.
+                        st.will = None;
                         st.queue.reset_for_reconnect();
                         if st.persistent() {
                             ops.push(Op::PutSession {
@@ -219,6 +222,7 @@ impl Hub {
                         attachment: Some(attachment),
                         generation: 1,
                         disconnected_at_ms: None,
+                        will: None,
                     };
                     let session = Arc::new(Session::new(client_id.clone(), state));
                     // Clears anything left under this ID (say, entries of an
@@ -246,22 +250,30 @@ impl Hub {
         }
     }
 
-    /// Removes a session's subscriptions, queue and durable record.
+    /// Ends a session: removes its subscriptions, queue and durable record,
+    /// and publishes a will still waiting for its delay (§3.1.3.2: the will
+    /// goes at the earlier of its delay and the session's end).
     fn discard(&self, session: &Arc<Session>, ops: &mut Vec<Op>) {
-        let mut st = session.state.lock();
-        {
-            let mut router = self.router.write();
-            for filter in st.subscriptions.keys() {
-                router.unsubscribe(&session.client_id, filter);
+        let will = {
+            let mut st = session.state.lock();
+            {
+                let mut router = self.router.write();
+                for filter in st.subscriptions.keys() {
+                    router.unsubscribe(&session.client_id, filter);
+                }
             }
-        }
-        st.subscriptions.clear();
-        st.queue.clear();
-        st.inbound.clear();
-        st.generation += 1;
+            st.subscriptions.clear();
+            st.queue.clear();
+            st.inbound.clear();
+            st.generation += 1;
+            st.will.take()
+        };
         ops.push(Op::DeleteSession {
             client_id: session.client_id.clone(),
         });
+        if let Some(will) = will {
+            self.publish(will, ops, &mut HashMap::new());
+        }
     }
 
     /// A connection lets go of its session. A session with expiry 0 ends
@@ -336,27 +348,36 @@ impl Hub {
         }
     }
 
-    /// Publishes a will after `delay`, unless the session has been
-    /// reattached (its generation moved) in the meantime.
-    pub fn schedule_will(
+    /// Holds `will` in the session and publishes it after `delay`, unless
+    /// the session is resumed first (which drops it) or ends first (which
+    /// publishes it, see `discard`).
+    pub fn defer_will(
         self: &Arc<Self>,
         session: &Arc<Session>,
-        generation: u64,
-        message: Arc<Message>,
+        will: Arc<Message>,
         delay: Duration,
     ) {
+        let generation = {
+            let mut st = session.state.lock();
+            st.will = Some(will);
+            st.generation
+        };
         let hub = self.clone();
         let session = session.clone();
         tokio::spawn(async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-                if session.state.lock().generation != generation {
+            tokio::time::sleep(delay).await;
+            let will = {
+                let mut st = session.state.lock();
+                if st.generation != generation {
                     return;
                 }
+                st.will.take()
+            };
+            if let Some(will) = will {
+                let mut ops = Vec::new();
+                hub.publish(will, &mut ops, &mut HashMap::new());
+                hub.persist(ops).await;
             }
-            let mut ops = Vec::new();
-            hub.publish(message, &mut ops, &mut HashMap::new());
-            hub.persist(ops).await;
         });
     }
 

@@ -1,6 +1,8 @@
-//! Stable-Rust stand-in for the cargo-fuzz target in `fuzz/`: the seed
-//! corpus plus a few thousand seeded random mutations of it through
-//! `roundtrip_check`, the same function the fuzz target calls.
+//! Stable-Rust stand-in for the cargo-fuzz target in `fuzz/`: the
+//! hand-written seeds (`fuzz/seeds/codec`, valid streams), a few thousand
+//! seeded random mutations of them, and the whole checked-in fuzzer corpus
+//! (`fuzz/corpus/codec`) through `roundtrip_check`, the function the fuzz
+//! target calls.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,8 +13,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use wardmq_broker::codec::{decode, roundtrip_check, Protocol};
 
-fn corpus() -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/codec");
+fn seeds() -> Vec<(String, Vec<u8>)> {
+    read_dir("../fuzz/seeds/codec")
+}
+
+fn read_dir(rel: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel);
     let mut seeds: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|entry| {
@@ -29,7 +35,7 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
 /// The seeds must be valid streams, or the mutations explore nothing useful.
 #[test]
 fn seeds_decode_completely() {
-    for (name, data) in corpus() {
+    for (name, data) in seeds() {
         let mut protocol = if name.contains("server") {
             Some(if name.starts_with("v5") {
                 Protocol::V5
@@ -84,7 +90,7 @@ fn mutate(rng: &mut StdRng, data: &mut Vec<u8>) {
 
 #[test]
 fn seeds_and_mutations_round_trip() {
-    let seeds = corpus();
+    let seeds = seeds();
     for (_, data) in &seeds {
         roundtrip_check(data);
     }
@@ -93,6 +99,13 @@ fn seeds_and_mutations_round_trip() {
         let (_, seed) = &seeds[rng.random_range(0..seeds.len())];
         let mut data = seed.clone();
         mutate(&mut rng, &mut data);
+        roundtrip_check(&data);
+    }
+}
+
+#[test]
+fn fuzzer_corpus_round_trips() {
+    for (_, data) in read_dir("../fuzz/corpus/codec") {
         roundtrip_check(&data);
     }
 }

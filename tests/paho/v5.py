@@ -147,6 +147,27 @@ w.disconnect(reason=4)
 m = watch.recv()
 check(m is not None and m.payload == b"asked", "DISCONNECT 0x04 publishes the will")
 
+# A will delay longer than the session: sent when the session ends.
+w = Client(unique("short"), clean=True, will={"topic": f"{t}/wd", "payload": b"session over", "qos": 1,
+           "properties": props(PacketTypes.WILLMESSAGE, WillDelayInterval=30)},
+           connect_props=props(PacketTypes.CONNECT, SessionExpiryInterval=1))
+w.drop()
+check(watch.recv(timeout=0.5) is None, "will waits for the session to end")
+m = watch.recv(timeout=3)
+check(m is not None and m.payload == b"session over", "will sent at session end (before its 30 s delay)")
+
+# Topics starting with $ are not matched by a leading wildcard.
+wild = Client()
+wild.subscribe("#", qos=0)
+wild.subscribe("+/dollar", qos=0)
+dollar = Client()
+dollar.subscribe("$test/#", qos=0)
+pub.publish("$test/dollar", b"d", qos=1)
+m = dollar.recv()
+check(m is not None and m.topic == "$test/dollar", "$ topic matched by an explicit filter")
+got = [m.topic for m in wild.recv_all()]
+check("$test/dollar" not in got, f"$ topic not matched by # or +/...: {got}")
+
 # PUBACK says when nobody was subscribed.
 info = pub.c.publish(f"{t}/nobody", b"x", qos=1)
 info.wait_for_publish(timeout=10)

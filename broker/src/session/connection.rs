@@ -821,9 +821,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     /// Flushes, publishes the will if due, and lets go of the session.
     async fn finish(mut self, exit: Exit) {
         self.t.close().await;
-        let generation = self.session.state.lock().generation;
         let expiry = self.session.state.lock().expiry_interval;
         if let (Exit::Abnormal, Some(will)) = (exit, self.will.take()) {
+            // A delay at least as long as the session: the session's end
+            // sends it (see `Hub::discard`).
             let delay = if self.v5() {
                 will.properties.will_delay_interval.unwrap_or(0).min(expiry)
             } else {
@@ -837,8 +838,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 self.hub.persist(ops).await;
             } else {
                 let delay = Duration::from_secs(u64::from(delay));
-                self.hub
-                    .schedule_will(&self.session, generation, message, delay);
+                self.hub.defer_will(&self.session, message, delay);
             }
         }
         let mut ops = Vec::new();

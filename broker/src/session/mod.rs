@@ -44,6 +44,8 @@ pub(crate) struct SessionState {
     /// delayed wills and expiry timers act only if it has not moved.
     pub generation: u64,
     pub disconnected_at_ms: Option<u64>,
+    /// A will waiting for its delay to pass (or for the session to end).
+    pub will: Option<Arc<crate::message::Message>>,
 }
 
 impl SessionState {
