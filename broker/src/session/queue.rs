@@ -1,10 +1,15 @@
 //! A session's outgoing messages: queued, in flight, and (QoS 2) released.
 //!
 //! One ordered queue holds them all. The connection sends from the front,
-//! keeping at most `window` QoS 1/2 messages unacknowledged. Packet ids are
-//! assigned when a message is queued, not when it is sent, so that a message
-//! persisted for an offline session keeps the same id across a restart and
-//! a QoS 2 retransmission is recognised by the client as a duplicate.
+//! keeping at most `window` QoS 1/2 messages unacknowledged. Sent entries
+//! always form a prefix of the queue (they are sent in order, and QoS 0
+//! entries leave as they are sent), so finding what to send next, or the
+//! entry an acknowledgement is for, costs the window, not the queue length.
+//!
+//! Packet ids are assigned when a message is queued, not when it is sent, so
+//! that a message persisted for an offline session keeps the same id across a
+//! restart and a QoS 2 retransmission is recognised by the client as a
+//! duplicate.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -18,8 +23,6 @@ use crate::store::{OutState, QueuedRecord};
 pub(crate) struct Entry {
     pub seq: u64,
     pub record: QueuedRecord,
-    /// Sent on the current connection (so not to be sent again on it).
-    pub sent: bool,
     /// May have reached the client before (sent on an earlier connection,
     /// or recovered from the store): resend with DUP set.
     pub dup: bool,
@@ -30,15 +33,16 @@ pub(crate) struct Entry {
 pub(crate) enum Pushed {
     /// Queued under this sequence number.
     Queued(u64),
-    /// Queued, and the oldest waiting message (this sequence number) was
-    /// dropped to make room.
+    /// Queued, and the oldest waiting message was dropped to make room.
     QueuedDroppingOldest { seq: u64, dropped: Box<Entry> },
     /// Not queued: the queue is full.
     Dropped,
 }
 
 pub(crate) struct OutQueue {
+    /// In sequence order; the first `sent` entries are in flight.
     entries: VecDeque<Entry>,
+    sent: usize,
     bytes: usize,
     next_seq: u64,
     next_pkid: u16,
@@ -52,6 +56,7 @@ impl OutQueue {
     pub fn new(max_messages: usize, max_bytes: usize, policy: QueueFullPolicy) -> OutQueue {
         OutQueue {
             entries: VecDeque::new(),
+            sent: 0,
             bytes: 0,
             next_seq: 1,
             next_pkid: 1,
@@ -84,7 +89,6 @@ impl OutQueue {
         self.entries.push_back(Entry {
             seq,
             record,
-            sent: false,
             dup: true,
         });
     }
@@ -132,7 +136,6 @@ impl OutQueue {
                 subscription_ids,
                 state: OutState::Publish,
             },
-            sent: false,
             dup: false,
         });
         match dropped {
@@ -150,8 +153,7 @@ impl OutQueue {
     }
 
     fn take_oldest_unsent(&mut self) -> Option<Entry> {
-        let pos = self.entries.iter().position(|e| !e.sent && !e.dup)?;
-        let entry = self.entries.remove(pos)?;
+        let entry = self.entries.remove(self.sent)?;
         self.forget(&entry);
         Some(entry)
     }
@@ -187,44 +189,43 @@ impl OutQueue {
     /// A new connection serves the session: everything unacknowledged is
     /// sent again, with DUP set where it may have been sent before.
     pub fn reset_for_reconnect(&mut self) {
-        for e in &mut self.entries {
-            if e.sent {
-                e.dup = true;
+        for e in self.entries.iter_mut().take(self.sent) {
+            e.dup = true;
+        }
+        self.sent = 0;
+    }
+
+    /// Moves the next entries to send into `out`, keeping at most `window`
+    /// QoS 1/2 messages in flight. QoS 1/2 entries stay queued until
+    /// acknowledged (`out` gets clones: the message is an `Arc`); QoS 0
+    /// entries leave the queue.
+    pub fn next_to_send(&mut self, window: usize, out: &mut Vec<Entry>) {
+        while let Some(e) = self.entries.get(self.sent) {
+            if e.record.qos == QoS::AtMostOnce {
+                if let Some(e) = self.entries.remove(self.sent) {
+                    self.forget(&e);
+                    out.push(e);
+                }
+            } else if self.sent < window {
+                out.push(e.clone());
+                self.sent += 1;
+            } else {
+                break;
             }
-            e.sent = false;
         }
     }
 
-    /// The next entries to send, up to `window` QoS 1/2 messages in flight.
-    /// Marks them sent and returns clones (cheap: the message is an `Arc`).
-    pub fn next_to_send(&mut self, window: usize, out: &mut Vec<Entry>) {
-        let mut inflight = self
-            .entries
-            .iter()
-            .filter(|e| e.sent && e.record.qos != QoS::AtMostOnce)
-            .count();
-        for e in self.entries.iter_mut().filter(|e| !e.sent) {
-            if e.record.qos != QoS::AtMostOnce {
-                if inflight >= window {
-                    break;
-                }
-                inflight += 1;
-            }
-            e.sent = true;
-            out.push(e.clone());
+    fn position_in_flight(&self, pred: impl Fn(&Entry) -> bool) -> Option<usize> {
+        self.entries.iter().take(self.sent).position(pred)
+    }
+
+    fn remove_at(&mut self, pos: usize) -> Option<Entry> {
+        let entry = self.entries.remove(pos)?;
+        if pos < self.sent {
+            self.sent -= 1;
         }
-        // QoS 0 messages are done once written.
-        let mut removed = Vec::new();
-        self.entries.retain(|e| {
-            let done = e.sent && e.record.qos == QoS::AtMostOnce;
-            if done {
-                removed.push(e.record.message.size());
-            }
-            !done
-        });
-        for size in removed {
-            self.bytes = self.bytes.saturating_sub(size);
-        }
+        self.forget(&entry);
+        Some(entry)
     }
 
     pub fn get(&self, seq: u64) -> Option<&Entry> {
@@ -234,41 +235,42 @@ impl OutQueue {
 
     /// Removes the entry `seq` (expired or too large to send); returns it.
     pub fn remove_seq(&mut self, seq: u64) -> Option<Entry> {
-        let pos = self.entries.iter().position(|e| e.seq == seq)?;
-        let entry = self.entries.remove(pos)?;
-        self.forget(&entry);
-        Some(entry)
+        let pos = self.entries.partition_point(|e| e.seq < seq);
+        if self.entries.get(pos).is_some_and(|e| e.seq == seq) {
+            self.remove_at(pos)
+        } else {
+            None
+        }
     }
 
     /// PUBACK (QoS 1) or PUBCOMP (QoS 2, released): the message is done.
     /// Returns its sequence number if `pkid` was in flight in that state.
     pub fn complete(&mut self, pkid: u16, qos: QoS) -> Option<u64> {
-        let pos = self.entries.iter().position(|e| {
+        let pos = self.position_in_flight(|e| {
             e.record.pkid == pkid
                 && e.record.qos == qos
                 && (qos == QoS::AtLeastOnce || e.record.state == OutState::Released)
         })?;
-        let entry = self.entries.remove(pos)?;
-        self.forget(&entry);
-        Some(entry.seq)
+        self.remove_at(pos).map(|e| e.seq)
     }
 
     /// PUBREC: a QoS 2 message reached the client; from now on only PUBREL
     /// is sent for it. Returns the updated record for the store.
     pub fn release(&mut self, pkid: u16) -> Option<(u64, QueuedRecord)> {
-        let e = self
-            .entries
-            .iter_mut()
-            .find(|e| e.record.pkid == pkid && e.record.qos == QoS::ExactlyOnce && e.sent)?;
+        let pos = self.position_in_flight(|e| {
+            e.record.pkid == pkid
+                && e.record.qos == QoS::ExactlyOnce
+                && e.record.state == OutState::Publish
+        })?;
+        let e = self.entries.get_mut(pos)?;
         e.record.state = OutState::Released;
         Some((e.seq, e.record.clone()))
     }
 
     /// Whether a PUBREL for `pkid` is expected (the message is released).
     pub fn is_released(&self, pkid: u16) -> bool {
-        self.entries
-            .iter()
-            .any(|e| e.record.pkid == pkid && e.record.state == OutState::Released)
+        self.position_in_flight(|e| e.record.pkid == pkid && e.record.state == OutState::Released)
+            .is_some()
     }
 
     /// Drops everything (clean start, session end).
@@ -276,6 +278,7 @@ impl OutQueue {
         self.entries.clear();
         self.pkids.clear();
         self.bytes = 0;
+        self.sent = 0;
     }
 }
 
