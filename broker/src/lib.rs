@@ -10,6 +10,7 @@ mod hub;
 pub mod message;
 mod net;
 pub mod observer;
+pub mod registry;
 pub mod router;
 pub mod server;
 mod session;
