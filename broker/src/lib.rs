@@ -11,6 +11,7 @@ mod hub;
 pub mod message;
 mod net;
 pub mod observer;
+pub mod registry;
 pub mod router;
 pub mod server;
 mod session;
