@@ -13,6 +13,7 @@ mod net;
 pub mod observer;
 pub mod registry;
 pub mod router;
+pub mod scope;
 pub mod server;
 mod session;
 pub mod settings;

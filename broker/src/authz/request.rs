@@ -111,13 +111,7 @@ impl Resource {
     }
 }
 
-/// Region and account the broker pretends to live in, so that ARNs in
-/// documents written for AWS match. The partition is always `aws`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scope {
-    pub region: String,
-    pub account: String,
-}
+pub use crate::scope::Scope;
 
 /// What the engine knows about the connection a request comes from; the
 /// source of policy-variable and condition-key values.
