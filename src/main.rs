@@ -3,6 +3,8 @@
 
 #![forbid(unsafe_code)]
 
+#[allow(dead_code)] // wired into the admin server by the next change
+mod admin;
 mod config;
 mod logging;
 

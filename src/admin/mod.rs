@@ -1,0 +1,3 @@
+//! Admin HTTP API (AWS IoT REST-JSON).
+
+pub mod sigv4;
