@@ -387,6 +387,7 @@ impl Config {
             data_dir: self.storage.data_dir.clone(),
             tcp,
             limits,
+            ..Settings::default()
         };
         (settings, c.problems)
     }

@@ -452,9 +452,15 @@ async fn takeover_closes_the_old_connection_with_0x8e_and_is_reported() {
         tcp: Some("127.0.0.1:0".parse().expect("addr")),
         ..Default::default()
     };
-    let server = Server::start_with_observer(settings, recorder.clone())
-        .await
-        .expect("start");
+    let server = Server::start_with(
+        settings,
+        wardmq_broker::server::Services {
+            registry: None,
+            observer: recorder.clone(),
+        },
+    )
+    .await
+    .expect("start");
     let addr = server.tcp_addr().expect("addr");
     let mut old = Mqtt::v5(addr, "twin").await;
     let (_new, ack) = Mqtt::connect(addr, connect_packet("twin", Protocol::V5)).await;

@@ -15,10 +15,13 @@ use dashmap::DashMap;
 use parking_lot::RwLock;
 use tokio::sync::{oneshot, watch, Notify};
 
+use crate::authz::Policy;
 use crate::codec::{QoS, RetainHandling, SubscriptionOptions};
 use crate::message::{now_ms, Message};
 use crate::observer::{DropReason, Observer};
+use crate::registry::Registry;
 use crate::router::{Delivery, RetainedTree, Router, Subscription};
+use crate::server::Services;
 use crate::session::{Attachment, OutQueue, Pushed, Session, SessionState};
 use crate::settings::Settings;
 use crate::store::{Op, Recovered, Store};
@@ -32,6 +35,13 @@ pub struct Stats {
 
 pub(crate) struct Hub {
     pub settings: Settings,
+    /// Things, certificates and policies; `None` serves anonymous clients
+    /// only (tests of the MQTT core).
+    pub registry: Option<Registry>,
+    /// Parsed once at start from `settings.anonymous_policies`.
+    pub anonymous_policies: Vec<Arc<Policy>>,
+    /// Registry policy documents parsed once, by (name, document).
+    parsed: parking_lot::Mutex<HashMap<(String, String), Option<Arc<Policy>>>>,
     pub sessions: DashMap<Arc<str>, Arc<Session>>,
     pub router: RwLock<Router>,
     pub retained: RwLock<RetainedTree<Arc<Message>>>,
@@ -56,20 +66,41 @@ impl Hub {
     pub fn new(
         settings: Settings,
         store: Store,
-        observer: Arc<dyn Observer>,
+        services: Services,
+        anonymous_policies: Vec<Arc<Policy>>,
         shutdown: watch::Receiver<bool>,
     ) -> Hub {
         Hub {
             settings,
+            registry: services.registry,
+            anonymous_policies,
+            parsed: Default::default(),
             sessions: DashMap::new(),
             router: RwLock::new(Router::new()),
             retained: RwLock::new(RetainedTree::new()),
             store,
-            observer,
+            observer: services.observer,
             stats: Stats::default(),
             next_conn_id: AtomicU64::new(1),
             shutdown,
         }
+    }
+
+    /// A registry policy document, parsed once. A document the engine
+    /// refuses (the registry only checks its size) grants nothing.
+    pub fn parsed_policy(&self, name: &str, document: &str) -> Option<Arc<Policy>> {
+        let key = (name.to_owned(), document.to_owned());
+        self.parsed
+            .lock()
+            .entry(key)
+            .or_insert_with(|| match Policy::parse(name, document) {
+                Ok(p) => Some(Arc::new(p)),
+                Err(e) => {
+                    tracing::warn!(policy = name, error = %e, "stored policy does not parse; it grants nothing");
+                    None
+                }
+            })
+            .clone()
     }
 
     fn new_queue(&self) -> OutQueue {

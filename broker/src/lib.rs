@@ -21,3 +21,4 @@ pub mod store;
 pub mod topic;
 
 pub use hub::Stats;
+pub use session::Principal;

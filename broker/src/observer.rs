@@ -42,6 +42,8 @@ pub enum DropReason {
     Expired,
     /// Larger than the client's Maximum Packet Size.
     TooLargeForClient,
+    /// The subscriber's policies do not allow `iot:Receive` on the topic.
+    NotAuthorized,
 }
 
 /// Everything the broker reports. Every method has an empty default, so an
@@ -75,6 +77,17 @@ pub trait Observer: Send + Sync + 'static {
     /// A connected session's connection ended. `graceful` is true when the
     /// client sent DISCONNECT with reason 0x00.
     fn disconnected(&self, _client_id: &str, _peer: SocketAddr, _graceful: bool) {}
+
+    /// A policy denied `action` (`iot:Connect`, `iot:Publish`, …) on
+    /// `resource` (its ARN) for this client.
+    fn authorization_failure(
+        &self,
+        _client_id: &str,
+        _peer: SocketAddr,
+        _action: &str,
+        _resource: &str,
+    ) {
+    }
 
     /// A message for `client_id` was dropped.
     fn message_dropped(&self, _client_id: &str, _qos: QoS, _reason: DropReason) {}

@@ -8,9 +8,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
+use crate::authz::Policy;
 use crate::hub::Hub;
 use crate::net::listen_tcp;
 use crate::observer::{NoopObserver, Observer};
+use crate::registry::Registry;
 use crate::settings::Settings;
 use crate::store::Store;
 
@@ -26,11 +28,30 @@ pub enum StartError {
     },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("anonymous policy: {0}")]
+    Policy(#[from] crate::authz::PolicyError),
     #[error("cannot bind {addr}: {source}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// What the broker works with besides its settings.
+pub struct Services {
+    /// Things, certificates, policies. Without one, only anonymous (plain
+    /// TCP) clients can be served.
+    pub registry: Option<Registry>,
+    pub observer: Arc<dyn Observer>,
+}
+
+impl Default for Services {
+    fn default() -> Services {
+        Services {
+            registry: None,
+            observer: Arc::new(NoopObserver),
+        }
+    }
 }
 
 /// A running broker.
@@ -45,14 +66,17 @@ pub struct Server {
 impl Server {
     /// Starts the broker; returns once every listener is bound.
     pub async fn start(settings: Settings) -> Result<Server, StartError> {
-        Server::start_with_observer(settings, Arc::new(NoopObserver)).await
+        Server::start_with(settings, Services::default()).await
     }
 
-    /// Starts the broker reporting to `observer`.
-    pub async fn start_with_observer(
-        settings: Settings,
-        observer: Arc<dyn Observer>,
-    ) -> Result<Server, StartError> {
+    /// Starts the broker with a registry and an observer.
+    pub async fn start_with(settings: Settings, services: Services) -> Result<Server, StartError> {
+        let anonymous = settings
+            .anonymous_policies
+            .iter()
+            .enumerate()
+            .map(|(i, doc)| Policy::parse(&format!("anonymous-{i}"), doc).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
         std::fs::create_dir_all(&settings.data_dir).map_err(|source| StartError::DataDir {
             path: settings.data_dir.display().to_string(),
             source,
@@ -71,7 +95,7 @@ impl Server {
             u32::try_from(settings.limits.max_connections).unwrap_or(u32::MAX >> 4);
         let permits = Arc::new(Semaphore::new(max_connections as usize));
         let tcp = settings.tcp;
-        let hub = Arc::new(Hub::new(settings, store, observer, shutdown_rx));
+        let hub = Arc::new(Hub::new(settings, store, services, anonymous, shutdown_rx));
         hub.recover(recovered);
 
         let mut tcp_addr = None;

@@ -5,6 +5,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::scope::Scope;
+
+/// The policy plain-TCP clients get unless the config names others: allow
+/// everything. The TCP listener is for local development and tests, and is
+/// off by default.
+pub const DEV_ANONYMOUS_POLICY: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#;
+
 /// What happens to a QoS 1/2 message for a session whose queue is full.
 /// (QoS 0 messages are always dropped and counted.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +30,11 @@ pub struct Settings {
     /// Plain TCP listener; `None` disables it. Port 0 binds a free port.
     pub tcp: Option<SocketAddr>,
     pub limits: Limits,
+    /// Region and account every ARN is built from.
+    pub scope: Scope,
+    /// Policy documents (JSON) for plain-TCP clients, which have no
+    /// certificate to attach policies to.
+    pub anonymous_policies: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +90,8 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             tcp: Some(SocketAddr::from(([127, 0, 0, 1], 1883))),
             limits: Limits::default(),
+            scope: Scope::new("us-east-1", "123456789012"),
+            anonymous_policies: vec![DEV_ANONYMOUS_POLICY.to_owned()],
         }
     }
 }

@@ -37,7 +37,7 @@ pub(crate) async fn listen_tcp(listener: TcpListener, hub: Arc<Hub>, permits: Ar
         hub.observer.connection_accepted(peer);
         let hub = hub.clone();
         tokio::spawn(async move {
-            session::serve(hub, stream, peer).await;
+            session::serve(hub, stream, peer, session::Principal::Anonymous).await;
             drop(permit);
         });
     }

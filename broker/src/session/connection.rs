@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::{sleep_until, timeout, Instant};
 
+use crate::authz::{Action, Resource};
 use crate::codec::{
     reason, Ack, ConnAck, Connect, DecodeError, Disconnect, LastWill, Packet, Properties, Protocol,
     Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
@@ -25,6 +26,7 @@ use crate::net::transport::ReadError;
 use crate::net::Transport;
 use crate::observer::{ConnCounters, DropReason};
 use crate::router::{Delivery, Subscription};
+use crate::session::access::{Access, NotActive, Principal};
 use crate::session::{Entry, Session};
 use crate::store::{Op, OutState, StoreError};
 
@@ -40,7 +42,7 @@ enum Exit {
 }
 
 /// Serves one accepted connection to its end.
-pub(crate) async fn serve<S>(hub: Arc<Hub>, stream: S, peer: SocketAddr)
+pub(crate) async fn serve<S>(hub: Arc<Hub>, stream: S, peer: SocketAddr, principal: Principal)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -81,7 +83,7 @@ where
             return;
         }
     };
-    let Some(mut conn) = Connection::accept(hub, t, peer, connect).await else {
+    let Some(mut conn) = Connection::accept(hub, t, peer, connect, principal).await else {
         return;
     };
     let exit = conn.run().await;
@@ -97,6 +99,9 @@ struct Connection<S> {
     session: Arc<Session>,
     conn_id: u64,
     kicked: oneshot::Receiver<u8>,
+    access: Access,
+    /// Registry change notifications, for certificate principals.
+    registry_changes: Option<watch::Receiver<u64>>,
     counters: Arc<ConnCounters>,
     /// Effective keep-alive; zero disables the check.
     keep_alive: Duration,
@@ -123,6 +128,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         mut t: Transport<S>,
         peer: SocketAddr,
         connect: Connect,
+        principal: Principal,
     ) -> Option<Connection<S>> {
         let limits = hub.settings.limits.clone();
         let protocol = connect.protocol;
@@ -164,6 +170,60 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         } else {
             connect.client_id.as_str().into()
         };
+
+        let registry_changes = match (&principal, &hub.registry) {
+            (Principal::Certificate { .. }, Some(r)) => Some(r.changes()),
+            _ => None,
+        };
+        let mut access = match Access::load(&hub, principal, &client_id) {
+            Ok(access) => access,
+            Err(NotActive) => {
+                tracing::info!(client_id = %client_id, %peer, "connection refused: certificate not active");
+                let arn = Resource::client(client_id.to_string()).arn(&hub.settings.scope);
+                hub.observer
+                    .authorization_failure(&client_id, peer, Action::Connect.name(), &arn);
+                refuse(&mut t, reason::NOT_AUTHORIZED);
+                t.close().await;
+                hub.observer
+                    .connect_refused(peer, Some(&client_id), reason::NOT_AUTHORIZED);
+                return None;
+            }
+        };
+        let mut allowed = authorize(
+            &hub,
+            &mut access,
+            peer,
+            &client_id,
+            Action::Connect,
+            Resource::client(client_id.to_string()),
+        );
+        if let Some(will) = &connect.will {
+            allowed = allowed
+                && authorize(
+                    &hub,
+                    &mut access,
+                    peer,
+                    &client_id,
+                    Action::Publish,
+                    Resource::topic(will.topic.clone()),
+                )
+                && (!will.retain
+                    || authorize(
+                        &hub,
+                        &mut access,
+                        peer,
+                        &client_id,
+                        Action::RetainPublish,
+                        Resource::topic(will.topic.clone()),
+                    ));
+        }
+        if !allowed {
+            refuse(&mut t, reason::NOT_AUTHORIZED);
+            t.close().await;
+            hub.observer
+                .connect_refused(peer, Some(&client_id), reason::NOT_AUTHORIZED);
+            return None;
+        }
 
         let max_expiry = u32::try_from(limits.max_session_expiry.as_secs()).unwrap_or(u32::MAX);
         let expiry_interval = if v5 {
@@ -240,6 +300,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             session: attached.session,
             conn_id: attached.conn_id,
             kicked: attached.kicked,
+            access,
+            registry_changes,
             counters,
             keep_alive: Duration::from_secs(u64::from(keep_alive)),
             will: connect.will,
@@ -275,6 +337,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         Exit::Abnormal
     }
 
+    /// Asks the policies; a denial is logged and reported.
+    fn allowed(&mut self, action: Action, resource: Resource) -> bool {
+        authorize(
+            &self.hub,
+            &mut self.access,
+            self.peer,
+            &self.client_id,
+            action,
+            resource,
+        )
+    }
+
+    /// The registry changed: reload this connection's policies and cut it
+    /// if its certificate is no longer active or it may no longer connect.
+    fn recheck_access(&mut self) -> Option<Exit> {
+        let hub = self.hub.clone();
+        if let Err(NotActive) = self.access.reload(&hub) {
+            tracing::info!(client_id = %self.client_id, "certificate no longer active; closing");
+            self.disconnect_with(reason::NOT_AUTHORIZED, "certificate no longer active");
+            return Some(Exit::Abnormal);
+        }
+        let client = Resource::client(self.client_id.to_string());
+        if !self.allowed(Action::Connect, client) {
+            self.disconnect_with(reason::NOT_AUTHORIZED, "no longer allowed to connect");
+            return Some(Exit::Abnormal);
+        }
+        None
+    }
+
     async fn run(&mut self) -> Exit {
         let mut shutdown = self.hub.shutdown.clone();
         let max_packet = self.hub.settings.limits.max_packet_size;
@@ -290,6 +381,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 }
             }
             enum Event {
+                AccessChanged,
                 Read(Result<(), ReadError>),
                 Ack(Result<Box<Packet>, StoreError>),
                 Wake,
@@ -300,12 +392,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             let event = tokio::select! {
                 r = &mut self.kicked => Event::Kicked(r.unwrap_or(reason::SESSION_TAKEN_OVER)),
                 _ = shutdown.wait_for(|s| *s) => Event::Shutdown,
+                _ = registry_changed(&mut self.registry_changes) => Event::AccessChanged,
                 Some(a) = self.acks.next(), if !self.acks.is_empty() => Event::Ack(a.map(Box::new)),
                 r = self.t.fill() => Event::Read(r),
                 _ = self.session.wake.notified() => Event::Wake,
                 _ = sleep_until(deadline), if !grace.is_zero() => Event::KeepAlive,
             };
             match event {
+                Event::AccessChanged => {
+                    if let Some(exit) = self.recheck_access() {
+                        return exit;
+                    }
+                }
                 Event::Read(Err(ReadError::Closed)) => return Exit::Abnormal,
                 Event::Read(Err(ReadError::Io(e))) => {
                     tracing::debug!(client_id = %self.client_id, error = %e, "read failed");
@@ -502,6 +600,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             };
         }
 
+        let may_publish = self.allowed(Action::Publish, Resource::topic(topic.to_string()))
+            && (!p.retain
+                || self.allowed(Action::RetainPublish, Resource::topic(topic.to_string())));
+        if !may_publish {
+            // 3.1.1 cannot say no: the publish is acknowledged and dropped,
+            // as Mosquitto does; v5 gets 0x87.
+            let code = if self.v5() {
+                reason::NOT_AUTHORIZED
+            } else {
+                reason::SUCCESS
+            };
+            return match ack(code) {
+                Some(a) => self.ack_in_order(a, None).await,
+                None => None,
+            };
+        }
+
         let message = Arc::new(Message::from_publish(&p, topic, self.client_id.clone()));
         let mut ops = Vec::new();
         let delivered = self.hub.publish(message, &mut ops, &mut self.scratch);
@@ -618,6 +733,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let mut retained = Vec::new();
         let mut to_send = Vec::new();
         for (filter, options) in &s.filters {
+            if !self.allowed(Action::Subscribe, Resource::topicfilter(filter.clone())) {
+                reasons.push(reason::NOT_AUTHORIZED);
+                continue;
+            }
             let sub = Subscription {
                 options: *options,
                 identifier,
@@ -742,6 +861,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             if r.message.is_expired(now) {
                 finished.push((e.seq, r.qos, DropReason::Expired));
+                continue;
+            }
+            if !self.allowed(
+                Action::Receive,
+                Resource::topic(r.message.topic.to_string()),
+            ) {
+                finished.push((e.seq, r.qos, DropReason::NotAuthorized));
                 continue;
             }
             let mut publish = Publish {
@@ -870,4 +996,36 @@ fn will_message(will: LastWill, publisher: Arc<str>) -> Message {
         },
         publisher,
     }
+}
+
+/// Decides `action` on `resource` for a connection; a denial is logged and
+/// reported to the observer as an authorization failure.
+fn authorize(
+    hub: &Hub,
+    access: &mut Access,
+    peer: SocketAddr,
+    client_id: &str,
+    action: Action,
+    resource: Resource,
+) -> bool {
+    let arn = resource.arn(&hub.settings.scope);
+    let decision = access.check(hub, action, resource);
+    if !decision.allowed {
+        tracing::info!(client_id, %peer, action = action.name(), resource = %arn, why = %decision.reason, "not authorized");
+        hub.observer
+            .authorization_failure(client_id, peer, action.name(), &arn);
+    }
+    decision.allowed
+}
+
+/// Completes when the registry reports a change; never without one.
+async fn registry_changed(changes: &mut Option<watch::Receiver<u64>>) {
+    if let Some(rx) = changes {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+        // The registry is gone (shutting down): stop listening.
+        *changes = None;
+    }
+    std::future::pending().await
 }

@@ -2,6 +2,7 @@
 //! and inflight messages, inbound QoS 2 ids), and the connection task that
 //! serves one.
 
+mod access;
 mod connection;
 mod queue;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, Notify};
 
+pub use access::Principal;
 pub(crate) use connection::serve;
 pub(crate) use queue::{Entry, OutQueue, Pushed};
 
