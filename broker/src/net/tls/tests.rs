@@ -352,6 +352,26 @@ async fn certificate_registered_without_ca_is_accepted_exactly() {
 
         // Same subject, different key: not the registered certificate.
         expect_refused(&mut server, &stranger, CertRejection::UnknownCa).await;
+
+        // Self-signed with CA:TRUE (what `openssl req -x509` makes), while an
+        // ACTIVE CA is also registered.
+        let ca = root_ca("Fleet CA");
+        let key = p256();
+        let mut p = ca_params("lonely-ca-flagged");
+        p.key_usages.clear();
+        let flagged_cert = p.self_signed(&key).unwrap();
+        let flagged = Device {
+            chain: vec![flagged_cert.der().clone()],
+            key: PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        };
+        server
+            .store
+            .replace(snapshot(&[&ca], &[&registered, &flagged]));
+        assert_eq!(
+            expect_accepted(&mut server, &flagged).await.issuing_ca_id,
+            None
+        );
+        expect_accepted(&mut server, &registered).await;
     })
     .await;
 }

@@ -58,19 +58,24 @@ impl DeviceVerifier {
     ) -> Result<Option<String>, CertRejection> {
         check_end_entity(end_entity.as_ref(), now)?;
         let snapshot = self.store.snapshot();
-        if let Some(ca_id) = self.chain_to_ca(&snapshot, end_entity, intermediates, now)? {
-            return Ok(Some(ca_id));
-        }
-        // Registered without a CA: the exact certificate, nothing else.
+        // Registered without a CA: the exact certificate, nothing else. Tried
+        // first because such certificates are often self-signed with
+        // CA:TRUE (`openssl req -x509` does that by default), which chain
+        // building would refuse as a CA used as an end entity.
         let id = certificate_id(end_entity.as_ref());
-        match snapshot.caless.get(&id) {
-            Some(der) if der.as_ref() == end_entity.as_ref() => Ok(None),
-            _ => Err(CertRejection::UnknownCa),
+        if let Some(der) = snapshot.caless.get(&id) {
+            if der.as_ref() == end_entity.as_ref() {
+                return Ok(None);
+            }
+        }
+        match self.chain_to_ca(&snapshot, end_entity, intermediates, now)? {
+            Some(ca_id) => Ok(Some(ca_id)),
+            None => Err(CertRejection::UnknownCa),
         }
     }
 
-    /// `Ok(None)` when no ACTIVE CA issued the chain (the caller then tries
-    /// the CA-less registrations); any other chain failure is final.
+    /// `Ok(None)` when no ACTIVE CA issued the chain; any other chain
+    /// failure is reported as such.
     fn chain_to_ca(
         &self,
         snapshot: &TrustSnapshot,
