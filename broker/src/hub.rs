@@ -33,6 +33,9 @@ pub struct Stats {
     pub sessions_expired: AtomicU64,
 }
 
+/// A stored policy version: (name, document).
+type PolicyKey = (String, String);
+
 pub(crate) struct Hub {
     pub settings: Settings,
     /// Things, certificates and policies; `None` serves anonymous clients
@@ -41,7 +44,7 @@ pub(crate) struct Hub {
     /// Parsed once at start from `settings.anonymous_policies`.
     pub anonymous_policies: Vec<Arc<Policy>>,
     /// Registry policy documents parsed once, by (name, document).
-    parsed: parking_lot::Mutex<HashMap<(String, String), Option<Arc<Policy>>>>,
+    parsed: parking_lot::Mutex<HashMap<PolicyKey, Option<Arc<Policy>>>>,
     pub sessions: DashMap<Arc<str>, Arc<Session>>,
     pub router: RwLock<Router>,
     pub retained: RwLock<RetainedTree<Arc<Message>>>,
