@@ -1,0 +1,104 @@
+//! The mutual-TLS device listener: handshakes within a deadline, refusals
+//! counted by reason, the verified certificate becomes the connection's
+//! principal. The trust snapshot follows the registry: CA status changes and
+//! new registrations take effect on the next handshake.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::hub::Hub;
+use crate::net::tls::{DeviceAcceptor, TrustSnapshot, TrustStore};
+use crate::registry::Registry;
+use crate::session::{self, Principal};
+
+pub(crate) async fn listen_tls(
+    listener: TcpListener,
+    acceptor: Arc<DeviceAcceptor>,
+    hub: Arc<Hub>,
+    permits: Arc<Semaphore>,
+) {
+    let mut shutdown = hub.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached; refusing");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        hub.observer.connection_accepted(peer);
+        let hub = hub.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            match acceptor.accept(stream).await {
+                Ok((tls, identity)) => {
+                    let principal = Principal::Certificate {
+                        id: identity.certificate_id,
+                        common_name: identity.common_name,
+                    };
+                    session::serve(hub, tls, peer, principal).await;
+                }
+                Err(failure) => {
+                    tracing::info!(%peer, reason = failure.as_str(), "TLS handshake refused");
+                    hub.observer.tls_handshake_failed(peer, failure.as_str());
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// The trust snapshot for the registry as it is now (CRLs kept from
+/// `current`). Unparsable PEM is skipped with a warning.
+pub(crate) fn snapshot_from(registry: &Registry, current: &TrustSnapshot) -> TrustSnapshot {
+    let material = registry.trust_material();
+    let ders = |pems: &[String]| -> Vec<CertificateDer<'static>> {
+        pems.iter()
+            .filter_map(|pem| match CertificateDer::from_pem_slice(pem.as_bytes()) {
+                Ok(der) => Some(der),
+                Err(e) => {
+                    tracing::warn!(error = %e, "registered certificate PEM unreadable; not trusted");
+                    None
+                }
+            })
+            .collect()
+    };
+    match current.with_registry(ders(&material.active_cas), ders(&material.without_ca)) {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            tracing::error!(error = %e, "registered CA unusable; keeping the previous trust");
+            current.clone()
+        }
+    }
+}
+
+/// Keeps `store` in step with the registry until the broker stops.
+pub(crate) fn follow_registry(registry: Registry, store: Arc<TrustStore>, hub: &Arc<Hub>) {
+    let mut changes = registry.changes();
+    let mut shutdown = hub.shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                r = changes.changed() => if r.is_err() { return },
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+            let next = snapshot_from(&registry, &store.snapshot());
+            store.replace(next);
+        }
+    });
+}
