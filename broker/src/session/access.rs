@@ -27,6 +27,12 @@ pub enum Principal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NotActive;
 
+/// Never served in practice (see `check`); a safe answer if it were.
+static DENIED: Decision = Decision {
+    allowed: false,
+    reason: String::new(),
+};
+
 pub(crate) struct Access {
     principal: Principal,
     ctx: Context,
@@ -85,14 +91,17 @@ impl Access {
     }
 
     /// Decides `action` on `resource`, from the cache when it can.
-    pub fn check(&mut self, hub: &Hub, action: Action, resource: Resource) -> Decision {
-        if let Some(d) = self.cache.get(self.generation, action, &resource) {
-            return d.clone();
+    pub fn check(&mut self, hub: &Hub, action: Action, resource: &Resource) -> &Decision {
+        let generation = self.generation;
+        if self.cache.get(generation, action, resource).is_none() {
+            let request = Request::new(action, resource.clone());
+            let decision = evaluate(&self.policies, &hub.settings.scope, &self.ctx, &request);
+            self.cache
+                .insert(generation, action, request.resource, decision);
         }
-        let request = Request::new(action, resource);
-        let decision = evaluate(&self.policies, &hub.settings.scope, &self.ctx, &request);
+        // Just inserted if it was missing; the capacity is at least one.
         self.cache
-            .insert(self.generation, action, request.resource, decision.clone());
-        decision
+            .get(generation, action, resource)
+            .unwrap_or(&DENIED)
     }
 }

@@ -1008,14 +1008,15 @@ fn authorize(
     action: Action,
     resource: Resource,
 ) -> bool {
-    let arn = resource.arn(&hub.settings.scope);
-    let decision = access.check(hub, action, resource);
-    if !decision.allowed {
-        tracing::info!(client_id, %peer, action = action.name(), resource = %arn, why = %decision.reason, "not authorized");
-        hub.observer
-            .authorization_failure(client_id, peer, action.name(), &arn);
+    let decision = access.check(hub, action, &resource);
+    if decision.allowed {
+        return true;
     }
-    decision.allowed
+    let arn = resource.arn(&hub.settings.scope);
+    tracing::info!(client_id, %peer, action = action.name(), resource = %arn, why = %decision.reason, "not authorized");
+    hub.observer
+        .authorization_failure(client_id, peer, action.name(), &arn);
+    false
 }
 
 /// Completes when the registry reports a change; never without one.
