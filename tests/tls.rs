@@ -458,3 +458,17 @@ async fn moving_the_thing_into_a_denying_group_cuts_it_within_a_second() {
     assert!(seconds(&cut) < 1.0, "within one second: {cut}");
     fleet.server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_crl_cuts_the_live_connection_of_a_revoked_device() {
+    let fleet = Fleet::start().await;
+    let (dir, ca) = (fleet.dir.clone(), &fleet.ca);
+    let cut = cut_by(&fleet, "dev-crl-live", 13, |_, _| {
+        // The CA publishes a new CRL that adds this device's serial.
+        pki::crl(&dir, ca, &[9, 13], 2);
+    })
+    .await;
+    assert!(cut.starts_with("cut 135"), "cut with 0x87: {cut}");
+    assert!(seconds(&cut) < 1.0, "within one second: {cut}");
+    fleet.server.shutdown().await;
+}

@@ -209,6 +209,7 @@ async fn start_tls(
         addr: tls.addr,
         source,
     })?;
+    let _ = hub.trust.set(store.clone());
     follow_registry(registry, store.clone(), hub);
     let watcher = CrlWatcher::new(store, tls.crls.clone()).spawn();
     tokio::spawn(listen_tls(listener, acceptor, hub.clone(), permits));

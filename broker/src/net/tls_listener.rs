@@ -50,6 +50,7 @@ pub(crate) async fn listen_tls(
                     let principal = Principal::Certificate {
                         id: identity.certificate_id,
                         common_name: identity.common_name,
+                        issuing_ca: identity.issuing_ca_id.map(|ca| (ca, identity.serial)),
                     };
                     session::serve(hub, tls, peer, principal).await;
                 }

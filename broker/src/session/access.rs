@@ -19,6 +19,9 @@ pub enum Principal {
         /// Lowercase SHA-256 hex of the certificate's DER.
         id: String,
         common_name: Option<String>,
+        /// The registered CA it chained to, and its serial (hex), so a new
+        /// CRL from that CA can cut the live connection.
+        issuing_ca: Option<(String, String)>,
     },
 }
 
@@ -58,7 +61,10 @@ impl Access {
 
     /// Re-reads everything from the registry (after a change).
     pub fn reload(&mut self, hub: &Hub) -> Result<(), NotActive> {
-        let Principal::Certificate { id, common_name } = &self.principal else {
+        let Principal::Certificate {
+            id, common_name, ..
+        } = &self.principal
+        else {
             self.policies = hub.anonymous_policies.clone();
             return Ok(());
         };
