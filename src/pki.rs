@@ -5,12 +5,18 @@
 //! on a fresh checkout, by the admin API's CreateKeysAndCertificate, and by
 //! tests that need good and bad certificates.
 //!
-//! - [`issue`]: making certificates (no files, no registry).
+//! - [`issue`]: making certificates (no files, no registry);
+//! - [`dev`]: the `certs/` layout and registering what was made.
 
 use wardmq_broker::registry::Scope;
 
+pub mod dev;
 pub mod issue;
 
+pub use dev::{
+    device, ensure_dev_pki, init, DevPki, DeviceFiles, DeviceReport, InitReport, PkiPaths,
+    DEFAULT_POLICY_DOCUMENT, DEFAULT_POLICY_NAME, DEFAULT_TLS_PORT, DEMO_DEVICE,
+};
 pub use issue::{
     expired_device_cert, issue_device_cert, issue_server_cert, not_yet_valid_device_cert,
     openssl_available, rsa1024_device_cert, self_signed_device_cert, server_auth_only_cert,

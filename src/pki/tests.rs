@@ -3,6 +3,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
+use wardmq_broker::authz::{self, Action, Context, Request, Resource};
 use wardmq_broker::registry::{CertificateStatus, Registry};
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -251,6 +252,182 @@ fn subject_key_identifier_links_device_to_ca() {
         });
     assert!(ski.is_some());
     assert_eq!(ski, aki);
+}
+
+fn decide(policy: &authz::Policy, ctx: &Context, action: Action, resource: Resource) -> bool {
+    let scope = authz::Scope {
+        region: DEFAULT_REGION.to_owned(),
+        account: DEFAULT_ACCOUNT.to_owned(),
+    };
+    authz::evaluate(&[policy], &scope, ctx, &Request::new(action, resource)).allowed
+}
+
+#[test]
+fn default_policy_parses_and_grants_only_the_devices_own_topics() {
+    let policy = authz::Policy::parse(DEFAULT_POLICY_NAME, DEFAULT_POLICY_DOCUMENT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let attached = Context {
+        client_id: "dev1".to_owned(),
+        thing_name: Some("dev1".to_owned()),
+        is_attached: true,
+        ..Context::default()
+    };
+    let allow = |ctx: &Context, a: Action, r: Resource| decide(&policy, ctx, a, r);
+
+    assert!(allow(&attached, Action::Connect, Resource::client("dev1")));
+    assert!(!allow(&attached, Action::Connect, Resource::client("dev2")));
+    for a in [Action::Publish, Action::Receive] {
+        assert!(allow(&attached, a, Resource::topic("dev1/hello")));
+        assert!(allow(&attached, a, Resource::topic("dev1/a/b")));
+        assert!(!allow(&attached, a, Resource::topic("dev2/hello")));
+        assert!(!allow(&attached, a, Resource::topic("dev1")));
+    }
+    assert!(allow(
+        &attached,
+        Action::Subscribe,
+        Resource::topicfilter("dev1/#")
+    ));
+    assert!(allow(
+        &attached,
+        Action::Subscribe,
+        Resource::topicfilter("dev1/+/x")
+    ));
+    assert!(!allow(
+        &attached,
+        Action::Subscribe,
+        Resource::topicfilter("#")
+    ));
+    assert!(!allow(
+        &attached,
+        Action::Subscribe,
+        Resource::topicfilter("dev2/#")
+    ));
+    assert!(!allow(
+        &attached,
+        Action::RetainPublish,
+        Resource::topic("dev1/x")
+    ));
+
+    let defender = "$aws/things/dev1/defender/metrics";
+    for fmt in ["json", "cbor"] {
+        assert!(allow(
+            &attached,
+            Action::Publish,
+            Resource::topic(format!("{defender}/{fmt}"))
+        ));
+        for reply in ["accepted", "rejected"] {
+            let t = format!("{defender}/{fmt}/{reply}");
+            assert!(allow(
+                &attached,
+                Action::Subscribe,
+                Resource::topicfilter(t.clone())
+            ));
+            assert!(allow(
+                &attached,
+                Action::Receive,
+                Resource::topic(t.clone())
+            ));
+            assert!(!allow(&attached, Action::Publish, Resource::topic(t)));
+        }
+    }
+    assert!(!allow(
+        &attached,
+        Action::Subscribe,
+        Resource::topicfilter(format!("{defender}/#"))
+    ));
+    assert!(!allow(
+        &attached,
+        Action::Publish,
+        Resource::topic("$aws/things/dev2/defender/metrics/json")
+    ));
+
+    // A certificate not attached to the thing gets nothing, even as dev1.
+    let detached = Context {
+        is_attached: false,
+        ..attached.clone()
+    };
+    assert!(!allow(&detached, Action::Connect, Resource::client("dev1")));
+    assert!(!allow(
+        &detached,
+        Action::Publish,
+        Resource::topic("dev1/hello")
+    ));
+    // No thing: the variables do not resolve, so nothing matches.
+    let no_thing = Context::new("dev1");
+    assert!(!allow(&no_thing, Action::Connect, Resource::client("dev1")));
+}
+
+#[test]
+fn ensure_dev_pki_makes_a_working_pki_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    let reg = registry(dir.path());
+
+    let first = ensure_dev_pki(&certs, &reg).expect("creates");
+    assert!(first.created);
+    let demo = first.demo_device.clone().expect("demo device");
+    assert_eq!(demo.name, DEMO_DEVICE);
+    assert!(first.paths.ca_cert.exists() && first.paths.server_key.exists());
+    assert!(demo.cert.exists() && demo.key.exists());
+    let ca_pem = std::fs::read_to_string(&first.paths.ca_cert).expect("ca.pem");
+
+    let cert_pem = std::fs::read_to_string(&demo.cert).expect("demo cert");
+    let id = sha256_hex(&der(&cert_pem));
+    assert!(reg.certificate_usable(&id));
+    assert!(reg.is_attached(DEMO_DEVICE, &id));
+    let policies = reg.effective_policies(&id, Some(DEMO_DEVICE));
+    assert_eq!(policies.len(), 1);
+    assert_eq!(policies[0].0, DEFAULT_POLICY_NAME);
+
+    let line = first.try_it(DEFAULT_TLS_PORT).expect("line");
+    assert!(
+        line.contains("-i demo-device -t demo-device/hello"),
+        "{line}"
+    );
+    assert!(line.contains("-p 8883"), "{line}");
+
+    // A second start changes nothing.
+    let second = ensure_dev_pki(&certs, &reg).expect("finds it");
+    assert!(!second.created);
+    assert_eq!(second.demo_device, first.demo_device);
+    assert_eq!(
+        std::fs::read_to_string(&first.paths.ca_cert).expect("ca.pem"),
+        ca_pem
+    );
+}
+
+#[test]
+fn device_names_that_are_not_thing_names_write_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    let reg = registry(dir.path());
+    init(&certs, &reg, &[], false).expect("init");
+    for bad in ["", "../evil", "a/b", "a.b", "sp ace"] {
+        let err = device(&certs, &reg, bad, false).expect_err(bad);
+        assert!(
+            err.to_string().contains("not a valid thing name"),
+            "{err:#}"
+        );
+    }
+    assert!(!certs.join("devices").exists());
+    let long = "x".repeat(129);
+    assert!(device(&certs, &reg, &long, false).is_err());
+}
+
+#[test]
+fn device_without_init_says_what_to_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reg = registry(dir.path());
+    let err = device(&dir.path().join("certs"), &reg, "d", false).expect_err("no CA");
+    assert!(err.to_string().contains("wardmq certs init"), "{err:#}");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
