@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod certs_cmd;
 mod config;
 mod logging;
 
@@ -37,6 +38,8 @@ struct Cli {
 enum Command {
     /// Run the broker until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
+    /// Make the development PKI: a CA, the server certificate, devices.
+    Certs(certs_cmd::CertsArgs),
 }
 
 #[derive(Args)]
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Certs(args) => certs_cmd::run(args),
     }
 }
 
