@@ -31,8 +31,9 @@ pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 pub const SERVER_VALIDITY: Duration = Duration::from_secs(2 * 365 * 24 * 3600);
 /// Device: 1 year.
 pub const DEVICE_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
-/// notBefore is backdated by this much so that a peer whose clock is a
-/// little behind ours does not see a fresh certificate as not yet valid.
+/// notBefore is backdated by this much (CA, server and device alike) so that
+/// a peer whose clock is a little behind ours does not see a fresh
+/// certificate as not yet valid.
 const BACKDATE: Duration = Duration::from_secs(3600);
 
 /// A CA that can sign: its certificate and its signing key.
@@ -60,7 +61,12 @@ impl Issuer {
         params.distinguished_name = name(common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        set_validity(&mut params, SystemTime::now(), CA_VALIDITY)?;
+        let now = SystemTime::now();
+        set_validity(
+            &mut params,
+            now.checked_sub(BACKDATE).unwrap_or(now),
+            CA_VALIDITY,
+        )?;
         params.serial_number = Some(serial());
         let cert = params
             .self_signed(&key)
