@@ -5,6 +5,7 @@
 
 #[allow(dead_code)] // wired into the admin server by the next change
 mod admin;
+mod certs_cmd;
 mod config;
 mod logging;
 
@@ -39,6 +40,8 @@ struct Cli {
 enum Command {
     /// Run the broker until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
+    /// Make the development PKI: a CA, the server certificate, devices.
+    Certs(certs_cmd::CertsArgs),
 }
 
 #[derive(Args)]
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Certs(args) => certs_cmd::run(args),
     }
 }
 
