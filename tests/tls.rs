@@ -137,20 +137,11 @@ impl Fleet {
         self.registry.attach_policy("device", &arn).expect("attach");
     }
 
-    fn mosquitto_pub(&self, files: &Files, client_id: &str, topic: &str) -> bool {
-        let out = run_with_timeout(
-            Command::new("mosquitto_pub")
-                .args(["-h", "127.0.0.1", "-p", &self.addr.port().to_string()])
-                .arg("--cafile")
-                .arg(&self.ca_file)
-                .arg("--cert")
-                .arg(&files.cert)
-                .arg("--key")
-                .arg(&files.key)
-                .args(["-i", client_id, "-q", "1", "-t", topic, "-m", "hi"]),
-            TIMEOUT,
-        );
-        out.status.success()
+    fn probe(&self) -> Probe<'_> {
+        Probe {
+            addr: self.addr,
+            ca_file: &self.ca_file,
+        }
     }
 }
 
@@ -354,19 +345,10 @@ async fn policy_limits_what_a_device_may_do_and_counts_denials() {
         "one refused subscribe, one refused publish"
     );
     // Connecting under another client ID than its thing is refused.
-    let f = &fleet;
-    let probe = Probe {
-        addr: f.addr,
-        ca_file: &f.ca_file,
-    };
-    assert!(!tokio::task::block_in_place(|| probe.publish(
-        &dev,
-        "someone-else",
-        "dev-p/x"
-    )));
-    assert!(tokio::task::block_in_place(
-        || fleet.mosquitto_pub(&dev, "dev-p", "dev-p/ok")
-    ));
+    let probe = fleet.probe();
+    let publish = |id: &str| tokio::task::block_in_place(|| probe.publish(&dev, id, "dev-p/x"));
+    assert!(!publish("someone-else"));
+    assert!(publish("dev-p"));
     fleet.server.shutdown().await;
 }
 

@@ -4,7 +4,6 @@
 //! new registrations take effect on the next handshake.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -12,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::hub::Hub;
+use crate::net::tcp::accept_loop;
 use crate::net::tls::{DeviceAcceptor, TrustSnapshot, TrustStore};
 use crate::registry::Registry;
 use crate::session::{self, Principal};
@@ -22,29 +22,9 @@ pub(crate) async fn listen_tls(
     hub: Arc<Hub>,
     permits: Arc<Semaphore>,
 ) {
-    let mut shutdown = hub.shutdown.clone();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.wait_for(|s| *s) => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached; refusing");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        hub.observer.connection_accepted(peer);
-        let hub = hub.clone();
+    accept_loop(listener, hub, permits, move |hub, stream, peer| {
         let acceptor = acceptor.clone();
-        tokio::spawn(async move {
+        async move {
             match acceptor.accept(stream).await {
                 Ok((tls, identity)) => {
                     let principal = Principal::Certificate {
@@ -59,9 +39,9 @@ pub(crate) async fn listen_tls(
                     hub.observer.tls_handshake_failed(peer, failure.as_str());
                 }
             }
-            drop(permit);
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// The trust snapshot for the registry as it is now (CRLs kept from
