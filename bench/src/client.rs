@@ -149,15 +149,15 @@ impl Conn {
             .await
             .map_err(|_| anyhow!("no SUBACK within {HANDSHAKE_TIMEOUT:?}"))??;
         match ack {
-            Packet::SubAck(ack)
-                if ack
-                    .return_codes
-                    .iter()
-                    .all(|c| !matches!(c, v4::SubscribeReasonCode::Failure)) =>
-            {
-                Ok(())
-            }
-            other => bail!("subscription to {filter} not granted: {other:?}"),
+            Packet::SubAck(ack) => match ack.return_codes.first() {
+                // A downgraded subscription would silently measure a
+                // different QoS than the scenario names.
+                Some(v4::SubscribeReasonCode::Success(granted)) if *granted as u8 >= qos as u8 => {
+                    Ok(())
+                }
+                other => bail!("subscription to {filter} at {qos:?} not granted: {other:?}"),
+            },
+            other => bail!("expected SUBACK, got {other:?}"),
         }
     }
 
