@@ -70,6 +70,27 @@ pub fn next_index() -> usize {
     NEXT_INDEX.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Moves the next connection to a fresh source address. Called before each
+/// run, so no run binds ports on an address whose range the previous run
+/// left full of TIME_WAIT sockets (which slows the kernel's port search and
+/// would charge the bench's delay to whichever broker runs next).
+/// The first run of a process starts at a pseudo-random address, since the
+/// previous bench process may have just filled 127.0.0.1's port range.
+pub fn new_run() {
+    let _ = NEXT_INDEX.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |i| {
+        let slot = if i == 0 {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() as usize)
+                .unwrap_or(0);
+            (nanos ^ std::process::id() as usize) % 254
+        } else {
+            i.div_ceil(CONNS_PER_SOURCE)
+        };
+        Some(slot * CONNS_PER_SOURCE)
+    });
+}
+
 /// The loopback source address for the `index`-th connection: 127.0.0.1 for
 /// the first `CONNS_PER_SOURCE`, then 127.0.0.2, and so on up to
 /// 127.0.0.254 before wrapping, so runs can exceed the ephemeral-port limit
@@ -275,6 +296,21 @@ mod tests {
             source_addr(CONNS_PER_SOURCE * 254),
             Ipv4Addr::new(127, 0, 0, 1)
         );
+    }
+
+    #[test]
+    fn each_run_starts_on_a_fresh_source_address() {
+        // The only test touching the global counter.
+        let first = next_index();
+        new_run();
+        let a = next_index();
+        assert_eq!(a % CONNS_PER_SOURCE, 0);
+        assert!(a > first);
+        assert_ne!(source_addr(a), source_addr(first));
+        new_run();
+        let b = next_index();
+        assert_eq!(b, a + CONNS_PER_SOURCE);
+        assert_eq!(source_addr(b).octets()[..3], [127, 0, 0]);
     }
 
     #[test]

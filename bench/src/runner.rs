@@ -116,6 +116,7 @@ async fn measure(
     label: &str,
     out: &mut RunResult,
 ) -> Result<()> {
+    crate::client::new_run();
     let mut peer = Peer::start(target, bin, &plan.peers)?;
     let ep = Endpoint::new(peer.addr, plan.transport)?;
     let pid = peer.pid();
