@@ -106,6 +106,12 @@ fn plan(common: &Common, targets: &[Target], scenarios: Vec<scenarios::Scenario>
             bail!("--wardmq-config {}: no such file", c.display());
         }
     }
+    // Refuse a non-loopback target before starting anything.
+    for t in targets {
+        if let Target::External(addr) = t {
+            client::Endpoint::new(*addr, Transport::Tcp)?;
+        }
+    }
     let root = common.root.clone().unwrap_or_else(default_root);
     Ok(Plan {
         scenarios,
