@@ -121,7 +121,10 @@ async fn measure(
     let ep = Endpoint::new(peer.addr, plan.transport)?;
     let pid = peer.pid();
     let cpu_before = pid.map(procstat::cpu_seconds).transpose()?;
-    let m = scenario.run(ep, pid, &plan.settings, label).await?;
+    let limit = scenario.time_limit(plan.settings.duration);
+    let m = tokio::time::timeout(limit, scenario.run(ep, pid, &plan.settings, label))
+        .await
+        .map_err(|_| anyhow::anyhow!("run abandoned after {limit:?}"))??;
     if let Some(pid) = pid {
         let cpu_after = procstat::cpu_seconds(pid)?;
         out.cpu_s = cpu_before.map(|b| (cpu_after - b).max(0.0));

@@ -157,6 +157,18 @@ pub struct RunSettings {
 }
 
 impl Scenario {
+    /// The longest a run may take before it is abandoned: a backstop for a
+    /// broker that stops reading, which would otherwise leave a client
+    /// blocked in a write forever.
+    pub fn time_limit(&self, duration: Duration) -> Duration {
+        match self.pattern {
+            Pattern::Storm { .. } | Pattern::Idle { .. } => {
+                CONNECT_PHASE_MAX + IDLE_SETTLE + Duration::from_secs(30)
+            }
+            _ => duration + 2 * DRAIN_MAX + CONNECT_PHASE_MAX,
+        }
+    }
+
     /// Runs the scenario against `ep`. `broker_pid` is the broker's process
     /// when the bench started it (for the idle memory reading).
     pub async fn run(
@@ -609,6 +621,16 @@ mod tests {
             assert!(find(q).is_ok(), "{q}");
         }
         assert!(find("nope").is_err());
+    }
+
+    #[test]
+    fn every_run_has_a_time_limit_beyond_its_work() {
+        let d = Duration::from_secs(5);
+        for s in catalog() {
+            let limit = s.time_limit(d);
+            assert!(limit > d + DRAIN_MAX, "{}", s.name);
+            assert!(limit < Duration::from_secs(600), "{}", s.name);
+        }
     }
 
     #[test]
