@@ -23,19 +23,24 @@ pub(crate) enum ReadError {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
+    /// Buffers start empty and grow with use, so an idle connection costs
+    /// little memory.
     pub fn new(stream: S) -> Transport<S> {
         Transport {
             stream,
-            read_buf: BytesMut::with_capacity(4096),
-            write_buf: BytesMut::with_capacity(4096),
+            read_buf: BytesMut::new(),
+            write_buf: BytesMut::new(),
         }
     }
 
     /// Reads more bytes into the connection's own buffer. Cancel-safe: if
     /// the future is dropped, no byte is lost.
     pub async fn fill(&mut self) -> Result<(), ReadError> {
-        if self.read_buf.capacity() - self.read_buf.len() < 1024 {
-            self.read_buf.reserve(4096);
+        if self.read_buf.capacity() - self.read_buf.len() < 512 {
+            // Grow with what is buffered: small for chatty small packets,
+            // larger while a big packet is arriving.
+            self.read_buf
+                .reserve(self.read_buf.len().clamp(2048, 64 * 1024));
         }
         match self.stream.read_buf(&mut self.read_buf).await? {
             0 => Err(ReadError::Closed),
@@ -82,6 +87,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
         if !self.write_buf.is_empty() {
             self.stream.write_all(&self.write_buf).await?;
             self.write_buf.clear();
+            // A burst may have grown it a lot; don't keep that while idle.
+            if self.write_buf.capacity() > 256 * 1024 {
+                self.write_buf = BytesMut::new();
+            }
             self.stream.flush().await?;
         }
         Ok(())

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{oneshot, watch};
 use tokio::time::{sleep_until, timeout, Instant};
@@ -386,6 +387,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         }
     }
 
+    /// An acknowledgement whose store commit completed (or failed).
+    fn ack_ready(&mut self, ready: Result<Packet, StoreError>) -> Option<Exit> {
+        match ready {
+            Ok(packet) => {
+                if matches!(packet, Packet::PubAck(_)) {
+                    self.pending_qos1 = self.pending_qos1.saturating_sub(1);
+                }
+                let _ = self.t.queue(&packet, self.protocol);
+                None
+            }
+            Err(e) => {
+                tracing::error!(client_id = %self.client_id, error = %e, "store failed; closing");
+                self.disconnect_with(reason::UNSPECIFIED_ERROR, "storage failure");
+                Some(Exit::Abnormal)
+            }
+        }
+    }
+
     async fn run(&mut self) -> Exit {
         let mut shutdown = self.hub.shutdown.clone();
         let max_packet = self.hub.settings.limits.max_packet_size;
@@ -393,6 +412,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let grace = self.keep_alive + self.keep_alive / 2;
         let mut deadline = Instant::now() + grace;
         loop {
+            // Acknowledgements already durable go out in this same write.
+            while let Some(Some(ready)) = self.acks.next().now_or_never() {
+                if let Some(exit) = self.ack_ready(ready) {
+                    return exit;
+                }
+            }
             self.send_queued();
             if self.t.has_pending_writes() {
                 if let Err(e) = self.t.flush().await {
@@ -455,16 +480,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                         }
                     }
                 }
-                Event::Ack(Ok(packet)) => {
-                    if matches!(*packet, Packet::PubAck(_)) {
-                        self.pending_qos1 = self.pending_qos1.saturating_sub(1);
+                Event::Ack(ready) => {
+                    if let Some(exit) = self.ack_ready(ready.map(|p| *p)) {
+                        return exit;
                     }
-                    let _ = self.t.queue(&packet, self.protocol);
-                }
-                Event::Ack(Err(e)) => {
-                    tracing::error!(client_id = %self.client_id, error = %e, "store failed; closing");
-                    self.disconnect_with(reason::UNSPECIFIED_ERROR, "storage failure");
-                    return Exit::Abnormal;
                 }
                 Event::Wake => {}
                 Event::KeepAlive => {
