@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod certs_cmd;
 mod config;
 mod logging;
 
@@ -40,6 +41,8 @@ struct Cli {
 enum Command {
     /// Run the broker until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
+    /// Make the development PKI: a CA, the server certificate, devices.
+    Certs(certs_cmd::CertsArgs),
 }
 
 #[derive(Args)]
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Certs(args) => certs_cmd::run(args),
     }
 }
 

@@ -41,6 +41,9 @@ pub(crate) struct Hub {
     /// Things, certificates and policies; `None` serves anonymous clients
     /// only (tests of the MQTT core).
     pub registry: Option<Registry>,
+    /// What the device listener trusts (set when it starts), so live
+    /// connections can re-check themselves against new CRLs.
+    pub trust: std::sync::OnceLock<Arc<crate::net::tls::TrustStore>>,
     /// Parsed once at start from `settings.anonymous_policies`.
     pub anonymous_policies: Vec<Arc<Policy>>,
     /// Registry policy documents parsed once, by (name, document).
@@ -77,6 +80,7 @@ impl Hub {
             settings,
             registry: services.registry,
             anonymous_policies,
+            trust: Default::default(),
             parsed: Default::default(),
             sessions: DashMap::new(),
             router: RwLock::new(Router::new()),

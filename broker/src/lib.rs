@@ -9,7 +9,7 @@ pub mod authz;
 pub mod codec;
 mod hub;
 pub mod message;
-mod net;
+pub mod net;
 pub mod observer;
 pub mod registry;
 pub mod router;

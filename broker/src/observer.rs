@@ -53,6 +53,10 @@ pub trait Observer: Send + Sync + 'static {
     /// A network connection was accepted (before CONNECT).
     fn connection_accepted(&self, _peer: SocketAddr) {}
 
+    /// A TLS handshake failed; `reason` names why (`expired`,
+    /// `unknown_ca`, `revoked`, `no_certificate`, `timeout`, …).
+    fn tls_handshake_failed(&self, _peer: SocketAddr, _reason: &str) {}
+
     /// CONNECT was refused (CONNACK reason >= 0x80) or never arrived.
     fn connect_refused(&self, _peer: SocketAddr, _client_id: Option<&str>, _reason: u8) {}
 

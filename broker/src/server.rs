@@ -10,10 +10,14 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::authz::Policy;
 use crate::hub::Hub;
-use crate::net::listen_tcp;
+use crate::net::tls::{
+    server_config, CrlWatcher, CrlWatcherHandle, DeviceAcceptor, DeviceVerifier, TrustSnapshot,
+    TrustStore,
+};
+use crate::net::{follow_registry, listen_tcp, listen_tls, snapshot_from};
 use crate::observer::{NoopObserver, Observer};
 use crate::registry::Registry;
-use crate::settings::Settings;
+use crate::settings::{Settings, TlsSettings};
 use crate::store::Store;
 
 /// Store batches allowed to wait for the writer before publishers wait.
@@ -30,6 +34,15 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error("anonymous policy: {0}")]
     Policy(#[from] crate::authz::PolicyError),
+    #[error("the TLS listener needs a registry")]
+    TlsWithoutRegistry,
+    #[error("cannot read {path}: {source}")]
+    TlsFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] crate::net::tls::TlsError),
     #[error("cannot bind {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -58,6 +71,9 @@ impl Default for Services {
 pub struct Server {
     hub: Arc<Hub>,
     tcp_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
+    /// Stops the CRL watcher when the server is dropped.
+    _crl_watcher: Option<CrlWatcherHandle>,
     shutdown: watch::Sender<bool>,
     permits: Arc<Semaphore>,
     max_connections: u32,
@@ -98,6 +114,13 @@ impl Server {
         let hub = Arc::new(Hub::new(settings, store, services, anonymous, shutdown_rx));
         hub.recover(recovered);
 
+        let (tls_addr, crl_watcher) = match hub.settings.tls.clone() {
+            Some(tls) => {
+                let (addr, watcher) = start_tls(&hub, &tls, permits.clone()).await?;
+                (Some(addr), Some(watcher))
+            }
+            None => (None, None),
+        };
         let mut tcp_addr = None;
         if let Some(addr) = tcp {
             let listener = TcpListener::bind(addr)
@@ -112,6 +135,8 @@ impl Server {
         Ok(Server {
             hub,
             tcp_addr,
+            tls_addr,
+            _crl_watcher: crl_watcher,
             shutdown,
             permits,
             max_connections,
@@ -121,6 +146,11 @@ impl Server {
     /// The bound TCP listener address, if it is enabled.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp_addr
+    }
+
+    /// The bound mutual-TLS listener address, if it is enabled.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// Broker-wide counters.
@@ -144,4 +174,44 @@ impl Server {
         self.hub.store.clone().close().await;
         tracing::info!("broker stopped");
     }
+}
+
+/// Binds the device listener with a trust snapshot that follows the
+/// registry and CRL files that are watched.
+async fn start_tls(
+    hub: &Arc<Hub>,
+    tls: &TlsSettings,
+    permits: Arc<Semaphore>,
+) -> Result<(SocketAddr, CrlWatcherHandle), StartError> {
+    let registry = hub.registry.clone().ok_or(StartError::TlsWithoutRegistry)?;
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| StartError::TlsFile {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    let chain = read(&tls.cert_chain)?;
+    let key = read(&tls.key)?;
+    let store = Arc::new(TrustStore::new(snapshot_from(
+        &registry,
+        &TrustSnapshot::empty(),
+    )));
+    let verifier = Arc::new(DeviceVerifier::new(store.clone()));
+    let config = server_config(&chain, &key, verifier.clone())?;
+    let acceptor = Arc::new(DeviceAcceptor::new(config, verifier, tls.handshake_timeout));
+    let listener = TcpListener::bind(tls.addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: tls.addr,
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: tls.addr,
+        source,
+    })?;
+    let _ = hub.trust.set(store.clone());
+    follow_registry(registry, store.clone(), hub);
+    let watcher = CrlWatcher::new(store, tls.crls.clone()).spawn();
+    tokio::spawn(listen_tls(listener, acceptor, hub.clone(), permits));
+    Ok((bound, watcher))
 }

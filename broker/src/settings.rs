@@ -29,12 +29,26 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Plain TCP listener; `None` disables it. Port 0 binds a free port.
     pub tcp: Option<SocketAddr>,
+    /// Mutual-TLS device listener; `None` disables it. Needs a registry.
+    pub tls: Option<TlsSettings>,
     pub limits: Limits,
     /// Region and account every ARN is built from.
     pub scope: Scope,
     /// Policy documents (JSON) for plain-TCP clients, which have no
     /// certificate to attach policies to.
     pub anonymous_policies: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub addr: SocketAddr,
+    /// PEM: the server certificate, then any intermediates.
+    pub cert_chain: PathBuf,
+    pub key: PathBuf,
+    /// CRL files (PEM or DER) by the id of the CA that issued them;
+    /// reloaded when they change.
+    pub crls: Vec<(String, PathBuf)>,
+    pub handshake_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +103,7 @@ impl Default for Settings {
         Settings {
             data_dir: PathBuf::from("data"),
             tcp: Some(SocketAddr::from(([127, 0, 0, 1], 1883))),
+            tls: None,
             limits: Limits::default(),
             scope: Scope::new("us-east-1", "123456789012"),
             anonymous_policies: vec![DEV_ANONYMOUS_POLICY.to_owned()],

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod pki;
+
 use tempfile::TempDir;
 use wardmq_broker::server::Server;
 use wardmq_broker::settings::Settings;

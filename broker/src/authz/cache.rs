@@ -18,7 +18,10 @@ pub const DEFAULT_CAPACITY: usize = 256;
 pub struct DecisionCache {
     generation: u64,
     capacity: usize,
-    entries: HashMap<(Action, Resource), Decision>,
+    /// One map per action, so a lookup borrows the resource instead of
+    /// building an owned (action, resource) key.
+    entries: [HashMap<Resource, Decision>; Action::ALL.len()],
+    len: usize,
 }
 
 impl Default for DecisionCache {
@@ -33,7 +36,8 @@ impl DecisionCache {
         DecisionCache {
             generation: 0,
             capacity: capacity.max(1),
-            entries: HashMap::new(),
+            entries: Default::default(),
+            len: 0,
         }
     }
 
@@ -45,9 +49,7 @@ impl DecisionCache {
         resource: &Resource,
     ) -> Option<&Decision> {
         self.sync(generation);
-        // Keyed by an owned pair; a lookup clones the resource string.
-        // Cheaper than evaluating, and keeps the map simple.
-        self.entries.get(&(action, resource.clone()))
+        self.entries[action as usize].get(resource)
     }
 
     /// Remembers `decision`, computed under `generation`.
@@ -59,24 +61,36 @@ impl DecisionCache {
         decision: Decision,
     ) {
         self.sync(generation);
-        if self.entries.len() >= self.capacity {
-            self.entries.clear();
+        if self.len >= self.capacity {
+            self.clear();
         }
-        self.entries.insert((action, resource), decision);
+        if self.entries[action as usize]
+            .insert(resource, decision)
+            .is_none()
+        {
+            self.len += 1;
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
+    }
+
+    fn clear(&mut self) {
+        for map in &mut self.entries {
+            map.clear();
+        }
+        self.len = 0;
     }
 
     /// Drops everything cached under another generation.
     fn sync(&mut self, generation: u64) {
         if generation != self.generation {
-            self.entries.clear();
+            self.clear();
             self.generation = generation;
         }
     }

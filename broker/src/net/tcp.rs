@@ -1,18 +1,27 @@
-//! Plain TCP listener: accepts within the connection limit and hands each
-//! socket to its own task.
+//! The accept loop both listeners share, and the plain TCP listener.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::hub::Hub;
 use crate::session;
 
-/// Accepts until shutdown. Each connection holds a permit of `permits`
-/// for its whole life, which bounds connections and lets shutdown wait for
-/// them all.
-pub(crate) async fn listen_tcp(listener: TcpListener, hub: Arc<Hub>, permits: Arc<Semaphore>) {
+/// Accepts until shutdown and runs `serve` on its own task for each
+/// connection. Each connection holds a permit of `permits` for its whole
+/// life, which bounds connections and lets shutdown wait for them all.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    permits: Arc<Semaphore>,
+    serve: F,
+) where
+    F: Fn(Arc<Hub>, TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let mut shutdown = hub.shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -30,15 +39,22 @@ pub(crate) async fn listen_tcp(listener: TcpListener, hub: Arc<Hub>, permits: Ar
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached; refusing");
-            drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
         hub.observer.connection_accepted(peer);
-        let hub = hub.clone();
+        let task = serve(hub.clone(), stream, peer);
         tokio::spawn(async move {
-            session::serve(hub, stream, peer, session::Principal::Anonymous).await;
+            task.await;
             drop(permit);
         });
     }
+}
+
+/// Plain TCP: every client is the anonymous principal.
+pub(crate) async fn listen_tcp(listener: TcpListener, hub: Arc<Hub>, permits: Arc<Semaphore>) {
+    accept_loop(listener, hub, permits, |hub, stream, peer| {
+        session::serve(hub, stream, peer, session::Principal::Anonymous)
+    })
+    .await;
 }

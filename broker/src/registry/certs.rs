@@ -175,6 +175,13 @@ pub struct Certificate {
     pub facts: CertFacts,
 }
 
+/// See [`Registry::trust_material`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustMaterial {
+    pub active_cas: Vec<String>,
+    pub without_ca: Vec<String>,
+}
+
 /// A CA certificate (`CACertificateDescription`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaCertificate {
@@ -319,6 +326,26 @@ impl Registry {
     pub fn certificate(&self, id: &str) -> Option<Certificate> {
         let id = id.strip_prefix("0x").unwrap_or(id).to_ascii_lowercase();
         self.read(|s| s.certs.get(&id).cloned())
+    }
+
+    /// What the TLS verifier trusts, as PEM: ACTIVE CA certificates, and
+    /// certificates registered without a CA (whatever their status, which
+    /// is checked after the handshake).
+    pub fn trust_material(&self) -> TrustMaterial {
+        self.read(|s| TrustMaterial {
+            active_cas: s
+                .cas
+                .values()
+                .filter(|ca| ca.status == CaCertificateStatus::Active)
+                .map(|ca| ca.pem.clone())
+                .collect(),
+            without_ca: s
+                .certs
+                .values()
+                .filter(|c| c.ca_certificate_id.is_none())
+                .map(|c| c.pem.clone())
+                .collect(),
+        })
     }
 
     /// Whether a device presenting this certificate may connect: it is

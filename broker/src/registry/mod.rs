@@ -45,7 +45,7 @@ mod things;
 
 pub use certs::{
     AutoRegistrationStatus, CaCertificate, CaCertificateStatus, CertFacts, Certificate,
-    CertificateStatus, Validity,
+    CertificateStatus, TrustMaterial, Validity,
 };
 pub use error::RegistryError;
 pub use groups::{ThingGroup, ThingGroupProperties, MAX_DEPTH, MAX_GROUPS_PER_THING};

@@ -19,6 +19,9 @@ pub enum Principal {
         /// Lowercase SHA-256 hex of the certificate's DER.
         id: String,
         common_name: Option<String>,
+        /// The registered CA it chained to, and its serial (hex), so a new
+        /// CRL from that CA can cut the live connection.
+        issuing_ca: Option<(String, String)>,
     },
 }
 
@@ -26,6 +29,12 @@ pub enum Principal {
 /// connection may not (or may no longer) be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NotActive;
+
+/// Never served in practice (see `check`); a safe answer if it were.
+static DENIED: Decision = Decision {
+    allowed: false,
+    reason: String::new(),
+};
 
 pub(crate) struct Access {
     principal: Principal,
@@ -52,7 +61,10 @@ impl Access {
 
     /// Re-reads everything from the registry (after a change).
     pub fn reload(&mut self, hub: &Hub) -> Result<(), NotActive> {
-        let Principal::Certificate { id, common_name } = &self.principal else {
+        let Principal::Certificate {
+            id, common_name, ..
+        } = &self.principal
+        else {
             self.policies = hub.anonymous_policies.clone();
             return Ok(());
         };
@@ -85,14 +97,17 @@ impl Access {
     }
 
     /// Decides `action` on `resource`, from the cache when it can.
-    pub fn check(&mut self, hub: &Hub, action: Action, resource: Resource) -> Decision {
-        if let Some(d) = self.cache.get(self.generation, action, &resource) {
-            return d.clone();
+    pub fn check(&mut self, hub: &Hub, action: Action, resource: &Resource) -> &Decision {
+        let generation = self.generation;
+        if self.cache.get(generation, action, resource).is_none() {
+            let request = Request::new(action, resource.clone());
+            let decision = evaluate(&self.policies, &hub.settings.scope, &self.ctx, &request);
+            self.cache
+                .insert(generation, action, request.resource, decision);
         }
-        let request = Request::new(action, resource);
-        let decision = evaluate(&self.policies, &hub.settings.scope, &self.ctx, &request);
+        // Just inserted if it was missing; the capacity is at least one.
         self.cache
-            .insert(self.generation, action, request.resource, decision.clone());
-        decision
+            .get(generation, action, resource)
+            .unwrap_or(&DENIED)
     }
 }

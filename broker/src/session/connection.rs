@@ -102,6 +102,8 @@ struct Connection<S> {
     access: Access,
     /// Registry change notifications, for certificate principals.
     registry_changes: Option<watch::Receiver<u64>>,
+    /// Trust (CRL) changes, with the (CA id, serial) to look for.
+    revocation: Option<(watch::Receiver<u64>, String, String)>,
     counters: Arc<ConnCounters>,
     /// Effective keep-alive; zero disables the check.
     keep_alive: Duration,
@@ -173,6 +175,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
 
         let registry_changes = match (&principal, &hub.registry) {
             (Principal::Certificate { .. }, Some(r)) => Some(r.changes()),
+            _ => None,
+        };
+        let revocation = match (&principal, hub.trust.get()) {
+            (
+                Principal::Certificate {
+                    issuing_ca: Some((ca, serial)),
+                    ..
+                },
+                Some(trust),
+            ) => Some((trust.subscribe(), ca.clone(), serial.clone())),
             _ => None,
         };
         let mut access = match Access::load(&hub, principal, &client_id) {
@@ -302,6 +314,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             kicked: attached.kicked,
             access,
             registry_changes,
+            revocation,
             counters,
             keep_alive: Duration::from_secs(u64::from(keep_alive)),
             will: connect.will,
@@ -366,6 +379,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         None
     }
 
+    fn is_revoked(&self) -> bool {
+        match (&self.revocation, self.hub.trust.get()) {
+            (Some((_, ca, serial)), Some(trust)) => trust.snapshot().is_revoked(ca, serial),
+            _ => false,
+        }
+    }
+
     async fn run(&mut self) -> Exit {
         let mut shutdown = self.hub.shutdown.clone();
         let max_packet = self.hub.settings.limits.max_packet_size;
@@ -382,6 +402,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             enum Event {
                 AccessChanged,
+                TrustChanged,
                 Read(Result<(), ReadError>),
                 Ack(Result<Box<Packet>, StoreError>),
                 Wake,
@@ -393,6 +414,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 r = &mut self.kicked => Event::Kicked(r.unwrap_or(reason::SESSION_TAKEN_OVER)),
                 _ = shutdown.wait_for(|s| *s) => Event::Shutdown,
                 _ = registry_changed(&mut self.registry_changes) => Event::AccessChanged,
+                _ = trust_changed(&mut self.revocation) => Event::TrustChanged,
                 Some(a) = self.acks.next(), if !self.acks.is_empty() => Event::Ack(a.map(Box::new)),
                 r = self.t.fill() => Event::Read(r),
                 _ = self.session.wake.notified() => Event::Wake,
@@ -402,6 +424,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 Event::AccessChanged => {
                     if let Some(exit) = self.recheck_access() {
                         return exit;
+                    }
+                }
+                Event::TrustChanged => {
+                    if self.is_revoked() {
+                        tracing::info!(client_id = %self.client_id, "certificate revoked by a new CRL; closing");
+                        self.disconnect_with(reason::NOT_AUTHORIZED, "certificate revoked");
+                        return Exit::Abnormal;
                     }
                 }
                 Event::Read(Err(ReadError::Closed)) => return Exit::Abnormal,
@@ -1008,14 +1037,15 @@ fn authorize(
     action: Action,
     resource: Resource,
 ) -> bool {
-    let arn = resource.arn(&hub.settings.scope);
-    let decision = access.check(hub, action, resource);
-    if !decision.allowed {
-        tracing::info!(client_id, %peer, action = action.name(), resource = %arn, why = %decision.reason, "not authorized");
-        hub.observer
-            .authorization_failure(client_id, peer, action.name(), &arn);
+    let decision = access.check(hub, action, &resource);
+    if decision.allowed {
+        return true;
     }
-    decision.allowed
+    let arn = resource.arn(&hub.settings.scope);
+    tracing::info!(client_id, %peer, action = action.name(), resource = %arn, why = %decision.reason, "not authorized");
+    hub.observer
+        .authorization_failure(client_id, peer, action.name(), &arn);
+    false
 }
 
 /// Completes when the registry reports a change; never without one.
@@ -1026,6 +1056,17 @@ async fn registry_changed(changes: &mut Option<watch::Receiver<u64>>) {
         }
         // The registry is gone (shutting down): stop listening.
         *changes = None;
+    }
+    std::future::pending().await
+}
+
+/// Completes when the device listener's trust changed (a new CRL).
+async fn trust_changed(revocation: &mut Option<(watch::Receiver<u64>, String, String)>) {
+    if let Some((rx, _, _)) = revocation {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+        *revocation = None;
     }
     std::future::pending().await
 }

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use super::trust::{CrlError, TrustStore};
 
 /// How often files are checked for changes.
-pub const CRL_POLL_INTERVAL: Duration = Duration::from_secs(1);
+pub const CRL_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// What a file looked like when we last read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, TrustAnchor};
+use tokio::sync::watch;
 use webpki::{CertRevocationList, OwnedCertRevocationList};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use x509_parser::revocation_list::CertificateRevocationList;
@@ -186,6 +187,23 @@ impl TrustSnapshot {
     }
 
     /// Whether `certificate_id` is registered without a CA.
+    /// Whether the CRL of CA `ca_id` lists `serial_hex` (a certificate that
+    /// CA issued directly), for re-checking live connections.
+    pub fn is_revoked(&self, ca_id: &str, serial_hex: &str) -> bool {
+        let Some(crl) = self.crls.get(ca_id) else {
+            return false;
+        };
+        let serial: Option<Vec<u8>> = (0..serial_hex.len())
+            .step_by(2)
+            .map(|i| {
+                serial_hex
+                    .get(i..i + 2)
+                    .and_then(|b| u8::from_str_radix(b, 16).ok())
+            })
+            .collect();
+        serial.is_some_and(|s| matches!(crl.parsed.find_serial(&s), Ok(Some(_))))
+    }
+
     pub fn is_registered_without_ca(&self, certificate_id: &str) -> bool {
         self.caless.contains_key(certificate_id)
     }
@@ -216,6 +234,7 @@ pub struct TrustStore {
     /// Serialises read-modify-write updates so two writers (registry, CRL
     /// watcher) cannot lose each other's change. Readers never take it.
     writer: Mutex<()>,
+    revision: watch::Sender<u64>,
 }
 
 impl TrustStore {
@@ -223,6 +242,7 @@ impl TrustStore {
         Self {
             current: ArcSwap::from_pointee(snapshot),
             writer: Mutex::new(()),
+            revision: watch::Sender::new(0),
         }
     }
 
@@ -235,6 +255,13 @@ impl TrustStore {
     pub fn replace(&self, snapshot: TrustSnapshot) {
         let _w = self.writer.lock();
         self.current.store(Arc::new(snapshot));
+        self.revision.send_modify(|r| *r += 1);
+    }
+
+    /// Notified after every change, so live connections can re-check
+    /// themselves against a new CRL.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.revision.subscribe()
     }
 
     /// Derives the next snapshot from the current one; on error nothing
@@ -246,6 +273,7 @@ impl TrustStore {
         let _w = self.writer.lock();
         let next = f(&self.current.load())?;
         self.current.store(Arc::new(next));
+        self.revision.send_modify(|r| *r += 1);
         Ok(())
     }
 }

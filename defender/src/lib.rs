@@ -1,0 +1,5 @@
+//! wardmq's defender: what AWS IoT Device Defender does, inside the broker.
+//! It depends on the broker's public API (the `Observer` trait, the
+//! registry); the broker never depends on it.
+
+#![forbid(unsafe_code)]
