@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use wardmq_broker::scope::Scope;
 use wardmq_broker::settings::{Limits, QueueFullPolicy, Settings};
 
 /// The largest packet MQTT can frame: a four-byte Remaining Length.
@@ -29,6 +30,41 @@ pub struct Config {
     pub listeners: ListenersConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
+    pub aws: AwsConfig,
+    pub admin: AdminConfig,
+}
+
+/// The region and account the broker presents in every ARN.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsConfig {
+    pub region: String,
+    pub account: String,
+}
+
+/// The admin HTTP API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `IP:PORT`; the empty string disables the API.
+    pub listen: String,
+    /// Shared-credentials file; empty means `admin-credentials` in the
+    /// data directory.
+    pub credentials_file: PathBuf,
+    /// CA certificate and key CreateKeysAndCertificate signs with; the
+    /// operation is refused when both files are absent.
+    pub issuer_cert: PathBuf,
+    pub issuer_key: PathBuf,
+}
+
+/// The admin API's settings, checked (the binary owns them: the broker
+/// core knows nothing of HTTP).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminSettings {
+    pub listen: Option<SocketAddr>,
+    pub credentials_file: PathBuf,
+    pub issuer_cert: PathBuf,
+    pub issuer_key: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -111,6 +147,39 @@ impl Default for LimitsConfig {
             max_client_id_len: wide(l.max_client_id_len),
         }
     }
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        let scope = Settings::default().scope;
+        AwsConfig {
+            region: scope.region,
+            account: scope.account,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "127.0.0.1:9080".to_owned(),
+            credentials_file: PathBuf::new(),
+            issuer_cert: PathBuf::from("certs/ca.pem"),
+            issuer_key: PathBuf::from("certs/ca.key"),
+        }
+    }
+}
+
+/// AWS region names: a geography, one or more words, a number
+/// (`us-east-1`, `us-gov-west-1`, `ap-southeast-2`).
+fn valid_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
 }
 
 impl Default for LogConfig {
@@ -254,23 +323,30 @@ impl Config {
     }
 
     /// The broker settings this configuration describes, or every problem.
+    #[cfg(test)]
     pub fn into_settings(self) -> Result<Settings, Vec<String>> {
+        self.into_parts().map(|(settings, _)| settings)
+    }
+
+    /// The broker settings and the admin API settings, or every problem.
+    pub fn into_parts(self) -> Result<(Settings, AdminSettings), Vec<String>> {
         let problems = self.validate();
         if problems.is_empty() {
-            Ok(self.build().0)
+            let (settings, admin, _) = self.build();
+            Ok((settings, admin))
         } else {
             Err(problems)
         }
     }
 
     fn check(&self) -> Vec<Problem> {
-        self.build().1
+        self.build().2
     }
 
     /// Validation and conversion are one pass, so nothing can be converted
     /// that was not checked. The settings are meaningless if any problem is
     /// returned.
-    fn build(&self) -> (Settings, Vec<Problem>) {
+    fn build(&self) -> (Settings, AdminSettings, Vec<Problem>) {
         let mut c = Checker::default();
 
         if self.storage.data_dir.as_os_str().is_empty() {
@@ -383,13 +459,69 @@ impl Config {
             );
         }
 
+        if !valid_region(&self.aws.region) {
+            c.fail(
+                "aws.region",
+                format!(
+                    "`{}` is not a region name such as \"us-east-1\"",
+                    self.aws.region
+                ),
+            );
+        }
+        if self.aws.account.len() != 12 || !self.aws.account.bytes().all(|b| b.is_ascii_digit()) {
+            c.fail(
+                "aws.account",
+                format!("`{}` is not a 12-digit account id", self.aws.account),
+            );
+        }
+
+        let admin = &self.admin;
+        let listen = if admin.listen.is_empty() {
+            None
+        } else {
+            match admin.listen.parse::<SocketAddr>() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    c.fail(
+                        "admin.listen",
+                        format!(
+                            "`{}` is not an IP address with a port, e.g. \"127.0.0.1:9080\" \
+                             (\"\" disables the admin API)",
+                            admin.listen
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+        let credentials_file = if admin.credentials_file.as_os_str().is_empty() {
+            self.storage.data_dir.join("admin-credentials")
+        } else {
+            admin.credentials_file.clone()
+        };
+        for (key, path) in [
+            ("admin.issuer_cert", &admin.issuer_cert),
+            ("admin.issuer_key", &admin.issuer_key),
+        ] {
+            if path.as_os_str().is_empty() {
+                c.fail(key, "must not be empty");
+            }
+        }
+
         let settings = Settings {
             data_dir: self.storage.data_dir.clone(),
             tcp,
             limits,
+            scope: Scope::new(self.aws.region.clone(), self.aws.account.clone()),
             ..Settings::default()
         };
-        (settings, c.problems)
+        let admin = AdminSettings {
+            listen,
+            credentials_file,
+            issuer_cert: admin.issuer_cert.clone(),
+            issuer_key: admin.issuer_key.clone(),
+        };
+        (settings, admin, c.problems)
     }
 }
 
@@ -620,6 +752,40 @@ colour = true
         assert!(
             unknown.message.contains("unknown field `max_conections`"),
             "{unknown}"
+        );
+    }
+
+    #[test]
+    fn aws_and_admin_sections() {
+        let (s, a) = Config::default().into_parts().expect("defaults valid");
+        assert_eq!(s.scope, Scope::new("us-east-1", "123456789012"));
+        assert_eq!(a.listen, Some("127.0.0.1:9080".parse().expect("addr")));
+        assert_eq!(a.credentials_file, PathBuf::from("data/admin-credentials"));
+        let text = "[aws]\nregion = \"eu-west-3\"\naccount = \"000000000042\"\n\
+                    [admin]\nlisten = \"\"\ncredentials_file = \"/k\"\n";
+        let (s, a) = Config::parse(text)
+            .expect("valid")
+            .into_parts()
+            .expect("valid");
+        assert_eq!(s.scope, Scope::new("eu-west-3", "000000000042"));
+        assert_eq!(a.listen, None);
+        assert_eq!(a.credentials_file, PathBuf::from("/k"));
+        for region in ["us-gov-west-1", "ap-southeast-2"] {
+            assert!(valid_region(region), "{region}");
+        }
+        for region in ["", "us", "us-east", "US-EAST-1", "us--1", "us-east-x"] {
+            assert!(!valid_region(region), "{region}");
+        }
+        let bad = "[aws]\nregion = \"mars\"\naccount = \"12345\"\n\
+                   [admin]\nlisten = \"localhost:80\"\nissuer_key = \"\"\n";
+        assert_eq!(
+            keys(bad),
+            vec![
+                "aws.region",
+                "aws.account",
+                "admin.listen",
+                "admin.issuer_key"
+            ]
         );
     }
 

@@ -3,7 +3,6 @@
 
 #![forbid(unsafe_code)]
 
-#[allow(dead_code)] // wired into the admin server by the next change
 mod admin;
 mod certs_cmd;
 mod config;
@@ -16,10 +15,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tracing::{info, warn};
+use wardmq_broker::registry::Registry;
 use wardmq_broker::server::Server;
 use wardmq_broker::settings::Settings;
 
-use crate::config::Config;
+use crate::admin::{AdminServer, AppState, Credentials, Issuer, Origin};
+use crate::config::{AdminSettings, Config};
 
 /// Exit code for anything the user must fix before wardmq can start: bad
 /// flags (clap uses 2 as well), an unreadable or invalid config file.
@@ -57,6 +58,10 @@ struct ServeArgs {
     /// Port 0 picks a free port.
     #[arg(long, value_name = "ADDR")]
     tcp: Option<SocketAddr>,
+    /// Admin HTTP API listener as IP:PORT, "" to disable; overrides
+    /// [admin] listen. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -84,11 +89,14 @@ fn serve(args: ServeArgs) -> ExitCode {
     if let Some(addr) = args.tcp {
         config.listeners.tcp = addr.to_string();
     }
+    if let Some(addr) = args.admin {
+        config.admin.listen = addr;
+    }
     let log = config.log.clone();
     // The file was valid on its own; what can fail here is a flag value
     // such as an empty --data.
-    let settings = match config.into_settings() {
-        Ok(settings) => settings,
+    let (settings, admin) = match config.into_parts() {
+        Ok(parts) => parts,
         Err(problems) => {
             eprintln!("wardmq: invalid configuration:");
             for p in problems {
@@ -111,15 +119,34 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(settings))
+    runtime.block_on(run(settings, admin))
 }
 
-async fn run(settings: Settings) -> ExitCode {
+async fn run(settings: Settings, admin: AdminSettings) -> ExitCode {
     info!(
         version = env!("CARGO_PKG_VERSION"),
         data_dir = %settings.data_dir.display(),
         "starting wardmq"
     );
+    if let Err(e) = std::fs::create_dir_all(&settings.data_dir) {
+        eprintln!(
+            "wardmq: cannot create data directory {}: {e}",
+            settings.data_dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let registry_path = settings.data_dir.join("registry.redb");
+    let registry = match Registry::open(&registry_path, settings.scope.clone()) {
+        Ok(registry) => registry,
+        Err(e) => {
+            eprintln!(
+                "wardmq: cannot open the registry {}: {e}",
+                registry_path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let region = settings.scope.region.clone();
     let server = match Server::start(settings).await {
         Ok(server) => server,
         Err(e) => {
@@ -131,10 +158,21 @@ async fn run(settings: Settings) -> ExitCode {
         Some(addr) => announce(addr),
         None => warn!("no listener is enabled; clients cannot connect"),
     }
+    let admin_server = match start_admin(&admin, registry, &region).await {
+        Ok(admin_server) => admin_server,
+        Err(e) => {
+            eprintln!("wardmq: cannot start the admin API: {e}");
+            server.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    };
 
     match shutdown_signal().await {
         Ok(signal) => info!(signal, "shutting down"),
         Err(e) => warn!(error = %e, "cannot wait for signals; shutting down"),
+    }
+    if let Some(admin_server) = admin_server {
+        admin_server.shutdown().await;
     }
     // A second Ctrl-C skips a shutdown that hangs (e.g. on a stuck disk).
     tokio::select! {
@@ -158,6 +196,69 @@ fn announce(addr: SocketAddr) {
     let _ = writeln!(out, "{}", listening_line(addr));
     let _ = writeln!(out, "{}", try_it_line(addr));
     let _ = out.flush();
+}
+
+/// Starts the admin API unless it is disabled, creating its credentials
+/// file on first start and announcing where it is.
+async fn start_admin(
+    admin: &AdminSettings,
+    registry: Registry,
+    region: &str,
+) -> Result<Option<AdminServer>, String> {
+    let Some(listen) = admin.listen else {
+        info!("admin API disabled");
+        return Ok(None);
+    };
+    let path = &admin.credentials_file;
+    let (credentials, origin) = Credentials::load_or_create(path)?;
+    let issuer = Issuer::load(&admin.issuer_cert, &admin.issuer_key)?;
+    if issuer.is_none() {
+        info!(
+            cert = %admin.issuer_cert.display(),
+            "no issuing CA; CreateKeysAndCertificate is refused"
+        );
+    }
+    let state = AppState {
+        registry,
+        credentials,
+        issuer,
+    };
+    let server = AdminServer::start(listen, state)
+        .await
+        .map_err(|e| format!("cannot bind {listen}: {e}"))?;
+    let addr = server.addr();
+    info!(%addr, "admin API bound");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", admin_line(addr));
+    if origin == Origin::Created {
+        let _ = writeln!(out, "{}", credentials_line(path, addr, region));
+    }
+    let _ = out.flush();
+    Ok(Some(server))
+}
+
+fn admin_line(addr: SocketAddr) -> String {
+    format!("wardmq: admin API on http://{}", reachable(addr))
+}
+
+fn credentials_line(path: &std::path::Path, addr: SocketAddr, region: &str) -> String {
+    let path = path.display();
+    format!(
+        "wardmq: admin credentials in {path}; try: AWS_SHARED_CREDENTIALS_FILE={path} \
+         aws iot list-things --endpoint-url http://{} --region {region}",
+        reachable(addr)
+    )
+}
+
+/// The address a client on this host dials: a wildcard bind is reachable
+/// on loopback, and nobody can dial 0.0.0.0.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
 }
 
 fn listening_line(addr: SocketAddr) -> String {
@@ -212,6 +313,20 @@ mod tests {
         assert!(try_it_line(v6).contains("-h ::1 -p 1883"));
         let any: SocketAddr = "0.0.0.0:1883".parse().expect("addr");
         assert!(try_it_line(any).contains("-h 127.0.0.1 -p 1883"));
+    }
+
+    #[test]
+    fn admin_lines() {
+        let addr: SocketAddr = "0.0.0.0:9080".parse().expect("addr");
+        assert_eq!(
+            admin_line(addr),
+            "wardmq: admin API on http://127.0.0.1:9080"
+        );
+        assert_eq!(
+            credentials_line(std::path::Path::new("data/k"), addr, "us-east-1"),
+            "wardmq: admin credentials in data/k; try: AWS_SHARED_CREDENTIALS_FILE=data/k \
+             aws iot list-things --endpoint-url http://127.0.0.1:9080 --region us-east-1"
+        );
     }
 
     #[test]

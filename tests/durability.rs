@@ -82,6 +82,9 @@ fn broker(data: &Path, tcp: &str) -> (Proc, SocketAddr) {
             .args(["serve", "--data"])
             .arg(data)
             .args(["--tcp", tcp])
+            // The admin API's fixed default port would collide between
+            // tests running at once.
+            .args(["--admin", ""])
             .env("RUST_LOG", "warn"),
     );
     let line = p.wait_line("the listening line", |l| {

@@ -15,7 +15,7 @@ fn printed_command_works_and_sigterm_stops_cleanly() {
     let mut broker = Command::new(wardmq_bin())
         .args(["serve", "--data"])
         .arg(dir.path().join("data"))
-        .args(["--tcp", "127.0.0.1:0"])
+        .args(["--tcp", "127.0.0.1:0", "--admin", ""])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

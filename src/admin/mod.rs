@@ -1,3 +1,22 @@
-//! Admin HTTP API (AWS IoT REST-JSON).
+//! Admin HTTP API: the AWS IoT REST-JSON operations of the registry,
+//! SigV4-authenticated, so `aws iot ... --endpoint-url` and boto3 work
+//! unchanged. One module per resource family; `server` assembles them.
 
+mod auth;
+mod ca_certificates;
+mod certificates;
+pub mod credentials;
+mod error;
+mod groups;
+pub mod issuer;
+mod logging;
+mod policies;
+mod principals;
+mod request;
+pub mod server;
 pub mod sigv4;
+mod things;
+
+pub use credentials::{Credentials, Origin};
+pub use issuer::Issuer;
+pub use server::{AdminServer, AppState};

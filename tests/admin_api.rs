@@ -1,0 +1,687 @@
+//! The admin API as operators use it: `wardmq serve` in a child process,
+//! driven by the real `aws` CLI and by boto3 (tests/admin/boto3_registry.py),
+//! so request signing, URL encoding, pagination and error parsing are
+//! botocore's, not ours.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+
+use common::*;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use serde_json::Value;
+
+/// `wardmq serve` with the admin API on a free port.
+struct Wardmq {
+    child: Child,
+    admin: String,
+    credentials: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Wardmq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Wardmq {
+    /// Starts wardmq; with `issuer`, CreateKeysAndCertificate signs with
+    /// that CA (cert PEM, key PEM).
+    fn start(issuer: Option<&(String, String)>) -> Wardmq {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cert, key) = (dir.path().join("ca.pem"), dir.path().join("ca.key"));
+        if let Some((c, k)) = issuer {
+            std::fs::write(&cert, c).expect("write CA");
+            std::fs::write(&key, k).expect("write CA key");
+        }
+        let config = dir.path().join("wardmq.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[admin]\nissuer_cert = {:?}\nissuer_key = {:?}\n",
+                cert.display().to_string(),
+                key.display().to_string()
+            ),
+        )
+        .expect("write config");
+        let mut child = Command::new(wardmq_bin())
+            .args(["serve", "--config"])
+            .arg(&config)
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .args(["--tcp", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn wardmq");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut admin = None;
+        let mut credentials = None;
+        while admin.is_none() || credentials.is_none() {
+            let line = rx
+                .recv_timeout(TIMEOUT)
+                .expect("wardmq prints its admin and credentials lines");
+            if let Some(url) = line.strip_prefix("wardmq: admin API on ") {
+                admin = Some(url.to_owned());
+            }
+            if let Some(rest) = line.strip_prefix("wardmq: admin credentials in ") {
+                let path = rest.split(';').next().expect("path");
+                credentials = Some(PathBuf::from(path));
+            }
+        }
+        Wardmq {
+            child,
+            admin: admin.expect("admin line"),
+            credentials: credentials.expect("credentials line"),
+            dir,
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.admin
+            .trim_start_matches("http://")
+            .parse()
+            .expect("admin address")
+    }
+
+    fn aws_with(&self, credentials: &Path, args: &[&str]) -> Output {
+        run_with_timeout(
+            Command::new("aws")
+                .args(["iot", "--endpoint-url", &self.admin])
+                .args(["--region", "us-east-1", "--output", "json"])
+                .args(args)
+                .env("AWS_SHARED_CREDENTIALS_FILE", credentials)
+                .env("AWS_CONFIG_FILE", "/dev/null")
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env_remove("AWS_ACCESS_KEY_ID")
+                .env_remove("AWS_SECRET_ACCESS_KEY")
+                .env_remove("AWS_PROFILE")
+                .current_dir(self.dir.path()),
+            TIMEOUT,
+        )
+    }
+
+    /// Runs `aws iot ARGS`, which must succeed; its JSON output.
+    fn aws(&self, args: &[&str]) -> Value {
+        let out = self.aws_with(&self.credentials, args);
+        assert!(
+            out.status.success(),
+            "aws iot {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.stdout.iter().all(u8::is_ascii_whitespace) {
+            return Value::Null;
+        }
+        serde_json::from_slice(&out.stdout).expect("aws prints JSON")
+    }
+
+    /// Runs `aws --debug iot ARGS`, which must fail with `code` and HTTP
+    /// `status` (read from botocore's debug log).
+    fn aws_fails(&self, args: &[&str], code: &str, status: u16) -> String {
+        let mut all = vec!["--debug"];
+        all.extend_from_slice(args);
+        let out = self.aws_with(&self.credentials, &all);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "aws iot {args:?} succeeded");
+        assert!(
+            err.contains(&format!("An error occurred ({code})")),
+            "aws iot {args:?}: expected {code}, got {}",
+            err.lines().last().unwrap_or("")
+        );
+        assert!(
+            err.contains(&format!("HTTP/1.1\" {status} ")),
+            "aws iot {args:?}: expected HTTP {status}"
+        );
+        err
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        std::fs::write(self.dir.path().join(name), text).expect("write file");
+        format!("file://{name}")
+    }
+}
+
+/// A CA (cert PEM, key PEM) and certificates it signs.
+struct Ca {
+    cert_pem: String,
+    key_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new(cn: &str) -> Ca {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key).expect("CA");
+        let key_pem = key.serialize_pem();
+        Ca {
+            cert_pem: cert.pem(),
+            key_pem,
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    fn device(&self, cn: &str) -> String {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params
+            .signed_by(&key, &self.issuer)
+            .expect("device cert")
+            .pem()
+    }
+}
+
+fn self_signed(cn: &str) -> String {
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.self_signed(&key).expect("cert").pem()
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
+
+const ALLOW_CONNECT: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#;
+
+#[test]
+fn aws_cli_drives_the_registry() {
+    let issuing = Ca::new("wardmq dev CA");
+    let w = Wardmq::start(Some(&(issuing.cert_pem.clone(), issuing.key_pem.clone())));
+
+    // --- CA and device certificates
+    let ca = Ca::new("fleet CA");
+    let ca_file = w.write("ca.pem", &ca.cert_pem);
+    let reg = w.aws(&[
+        "register-ca-certificate",
+        "--ca-certificate",
+        &ca_file,
+        "--set-as-active",
+    ]);
+    let ca_id = s(&reg["certificateId"]).to_owned();
+    let described = w.aws(&["describe-ca-certificate", "--certificate-id", &ca_id]);
+    assert_eq!(described["certificateDescription"]["status"], "ACTIVE");
+    assert_eq!(
+        w.aws(&["list-ca-certificates"])["certificates"][0]["certificateId"],
+        ca_id.as_str()
+    );
+
+    let dev_file = w.write("dev1.pem", &ca.device("dev1"));
+    let dev = w.aws(&[
+        "register-certificate",
+        "--certificate-pem",
+        &dev_file,
+        "--ca-certificate-pem",
+        &ca_file,
+        "--status",
+        "ACTIVE",
+    ]);
+    let dev_id = s(&dev["certificateId"]).to_owned();
+    let dev_arn = s(&dev["certificateArn"]).to_owned();
+    assert_eq!(
+        dev_arn,
+        format!("arn:aws:iot:us-east-1:123456789012:cert/{dev_id}")
+    );
+    let by_ca = w.aws(&["list-certificates-by-ca", "--ca-certificate-id", &ca_id]);
+    assert_eq!(by_ca["certificates"][0]["certificateId"], dev_id.as_str());
+
+    let lone_file = w.write("lone.pem", &self_signed("lone"));
+    let lone = w.aws(&[
+        "register-certificate-without-ca",
+        "--certificate-pem",
+        &lone_file,
+    ]);
+    let lone_id = s(&lone["certificateId"]).to_owned();
+    let desc = w.aws(&["describe-certificate", "--certificate-id", &lone_id]);
+    assert_eq!(desc["certificateDescription"]["status"], "INACTIVE");
+    assert!(desc["certificateDescription"]["caCertificateId"].is_null());
+    assert!(desc["certificateDescription"]["creationDate"].is_number());
+
+    let keys = w.aws(&["create-keys-and-certificate", "--set-as-active"]);
+    assert!(s(&keys["certificatePem"]).contains("BEGIN CERTIFICATE"));
+    assert!(s(&keys["keyPair"]["PrivateKey"]).contains("PRIVATE KEY"));
+    let issued_id = s(&keys["certificateId"]).to_owned();
+    w.aws(&[
+        "update-certificate",
+        "--certificate-id",
+        &issued_id,
+        "--new-status",
+        "INACTIVE",
+    ]);
+    let desc = w.aws(&["describe-certificate", "--certificate-id", &issued_id]);
+    assert_eq!(desc["certificateDescription"]["status"], "INACTIVE");
+    // marker/pageSize pagination, followed by hand: the CLI passes
+    // --page-size through as the operation's own pageSize here.
+    let mut seen = Vec::new();
+    let mut marker: Option<String> = None;
+    for _ in 0..10 {
+        let mut args = vec!["list-certificates", "--page-size", "1"];
+        if let Some(m) = &marker {
+            args.extend(["--marker", m.as_str()]);
+        }
+        let page = w.aws(&args);
+        assert_eq!(page["certificates"].as_array().map(Vec::len), Some(1));
+        seen.push(s(&page["certificates"][0]["certificateId"]).to_owned());
+        marker = page["nextMarker"].as_str().map(str::to_owned);
+        if marker.is_none() {
+            break;
+        }
+    }
+    let mut expected = vec![dev_id.clone(), lone_id.clone(), issued_id.clone()];
+    expected.sort();
+    assert_eq!(seen, expected);
+    w.aws(&["delete-certificate", "--certificate-id", &issued_id]);
+    w.aws_fails(
+        &["describe-certificate", "--certificate-id", &issued_id],
+        "ResourceNotFoundException",
+        404,
+    );
+
+    // --- policies and versions
+    let doc = w.write("allow.json", ALLOW_CONNECT);
+    let p = w.aws(&[
+        "create-policy",
+        "--policy-name",
+        "p1",
+        "--policy-document",
+        &doc,
+    ]);
+    assert_eq!(p["policyVersionId"], "1");
+    for _ in 0..4 {
+        w.aws(&[
+            "create-policy-version",
+            "--policy-name",
+            "p1",
+            "--policy-document",
+            &doc,
+        ]);
+    }
+    w.aws_fails(
+        &[
+            "create-policy-version",
+            "--policy-name",
+            "p1",
+            "--policy-document",
+            &doc,
+        ],
+        "VersionsLimitExceededException",
+        409,
+    );
+    w.aws(&[
+        "set-default-policy-version",
+        "--policy-name",
+        "p1",
+        "--policy-version-id",
+        "3",
+    ]);
+    assert_eq!(
+        w.aws(&["get-policy", "--policy-name", "p1"])["defaultVersionId"],
+        "3"
+    );
+    let versions = w.aws(&["list-policy-versions", "--policy-name", "p1"]);
+    assert_eq!(versions["policyVersions"].as_array().map(Vec::len), Some(5));
+    let v3 = w.aws(&[
+        "get-policy-version",
+        "--policy-name",
+        "p1",
+        "--policy-version-id",
+        "3",
+    ]);
+    assert_eq!(v3["isDefaultVersion"], true);
+    w.aws(&[
+        "delete-policy-version",
+        "--policy-name",
+        "p1",
+        "--policy-version-id",
+        "5",
+    ]);
+    let bad = w.write(
+        "bad.json",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Maybe"}]}"#,
+    );
+    let err = w.aws_fails(
+        &[
+            "create-policy",
+            "--policy-name",
+            "bad",
+            "--policy-document",
+            &bad,
+        ],
+        "MalformedPolicyException",
+        400,
+    );
+    assert!(err.contains("Effect"), "the problem is named");
+
+    // --- groups with parents
+    w.aws(&["create-thing-group", "--thing-group-name", "plant"]);
+    let child = w.aws(&[
+        "create-thing-group",
+        "--thing-group-name",
+        "line1",
+        "--parent-group-name",
+        "plant",
+        "--thing-group-properties",
+        "thingGroupDescription=first line,attributePayload={attributes={floor=2}}",
+    ]);
+    let group_arn = s(&child["thingGroupArn"]).to_owned();
+    let g = w.aws(&["describe-thing-group", "--thing-group-name", "line1"]);
+    assert_eq!(g["thingGroupMetadata"]["parentGroupName"], "plant");
+    assert_eq!(
+        g["thingGroupMetadata"]["rootToParentThingGroups"][0]["groupName"],
+        "plant"
+    );
+    assert_eq!(
+        g["thingGroupProperties"]["attributePayload"]["attributes"]["floor"],
+        "2"
+    );
+    let updated = w.aws(&[
+        "update-thing-group",
+        "--thing-group-name",
+        "line1",
+        "--thing-group-properties",
+        "thingGroupDescription=renamed",
+        "--expected-version",
+        "1",
+    ]);
+    assert_eq!(updated["version"], 2);
+    let children = w.aws(&["list-thing-groups", "--parent-group", "plant"]);
+    assert_eq!(children["thingGroups"][0]["groupName"], "line1");
+
+    // --- policy attachments
+    w.aws(&["attach-policy", "--policy-name", "p1", "--target", &dev_arn]);
+    w.aws(&[
+        "attach-policy",
+        "--policy-name",
+        "p1",
+        "--target",
+        &group_arn,
+    ]);
+    let targets = w.aws(&["list-targets-for-policy", "--policy-name", "p1"]);
+    assert_eq!(targets["targets"].as_array().map(Vec::len), Some(2));
+    let attached = w.aws(&["list-attached-policies", "--target", &dev_arn]);
+    assert_eq!(attached["policies"][0]["policyName"], "p1");
+    w.aws(&[
+        "detach-policy",
+        "--policy-name",
+        "p1",
+        "--target",
+        &group_arn,
+    ]);
+    let attached = w.aws(&["list-attached-policies", "--target", &group_arn]);
+    assert_eq!(attached["policies"].as_array().map(Vec::len), Some(0));
+
+    // --- things, principals, membership
+    for t in ["t1", "t2", "t3"] {
+        w.aws(&[
+            "create-thing",
+            "--thing-name",
+            t,
+            "--attribute-payload",
+            "attributes={model=x}",
+        ]);
+    }
+    w.aws(&[
+        "attach-thing-principal",
+        "--thing-name",
+        "t1",
+        "--principal",
+        &dev_arn,
+    ]);
+    let principals = w.aws(&["list-thing-principals", "--thing-name", "t1"]);
+    assert_eq!(principals["principals"][0], dev_arn.as_str());
+    let things = w.aws(&["list-principal-things", "--principal", &dev_arn]);
+    assert_eq!(things["things"][0], "t1");
+    w.aws(&[
+        "add-thing-to-thing-group",
+        "--thing-group-name",
+        "line1",
+        "--thing-name",
+        "t2",
+    ]);
+    let members = w.aws(&["list-things-in-thing-group", "--thing-group-name", "line1"]);
+    assert_eq!(members["things"][0], "t2");
+    let recursive = w.aws(&[
+        "list-things-in-thing-group",
+        "--thing-group-name",
+        "plant",
+        "--recursive",
+    ]);
+    assert_eq!(recursive["things"][0], "t2");
+    let groups = w.aws(&["list-thing-groups-for-thing", "--thing-name", "t2"]);
+    assert_eq!(groups["thingGroups"][0]["groupName"], "line1");
+    w.aws(&[
+        "update-thing",
+        "--thing-name",
+        "t3",
+        "--attribute-payload",
+        "attributes={model=y}",
+    ]);
+    assert_eq!(
+        w.aws(&["describe-thing", "--thing-name", "t3"])["version"],
+        2
+    );
+
+    // Pagination by hand: one per page, following nextToken.
+    let mut names = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..10 {
+        let mut args = vec!["list-things", "--max-results", "1", "--no-paginate"];
+        if let Some(t) = &token {
+            args.extend(["--next-token", t.as_str()]);
+        }
+        let page = w.aws(&args);
+        let items = page["things"].as_array().cloned().unwrap_or_default();
+        assert_eq!(items.len(), 1, "{page}");
+        names.push(s(&items[0]["thingName"]).to_owned());
+        token = page["nextToken"].as_str().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(names, ["t1", "t2", "t3"]);
+    let filtered = w.aws(&[
+        "list-things",
+        "--attribute-name",
+        "model",
+        "--attribute-value",
+        "y",
+    ]);
+    assert_eq!(filtered["things"][0]["thingName"], "t3");
+
+    // A thing with a principal cannot go; detached, it can.
+    w.aws_fails(
+        &["delete-thing", "--thing-name", "t1"],
+        "InvalidRequestException",
+        400,
+    );
+    w.aws(&[
+        "detach-thing-principal",
+        "--thing-name",
+        "t1",
+        "--principal",
+        &dev_arn,
+    ]);
+    w.aws(&["delete-thing", "--thing-name", "t1"]);
+    w.aws(&[
+        "remove-thing-from-thing-group",
+        "--thing-group-name",
+        "line1",
+        "--thing-name",
+        "t2",
+    ]);
+    w.aws(&["delete-thing-group", "--thing-group-name", "line1"]);
+
+    // --- logging
+    w.aws(&["set-v2-logging-options", "--default-log-level", "INFO"]);
+    assert_eq!(
+        w.aws(&["get-v2-logging-options"])["defaultLogLevel"],
+        "INFO"
+    );
+    w.aws(&[
+        "set-v2-logging-level",
+        "--log-target",
+        "targetType=THING_GROUP,targetName=plant",
+        "--log-level",
+        "DEBUG",
+    ]);
+    let levels = w.aws(&["list-v2-logging-levels"]);
+    assert_eq!(levels["logTargetConfigurations"][0]["logLevel"], "DEBUG");
+    w.aws(&[
+        "delete-v2-logging-level",
+        "--target-type",
+        "THING_GROUP",
+        "--target-name",
+        "plant",
+    ]);
+    let levels = w.aws(&["list-v2-logging-levels"]);
+    assert_eq!(
+        levels["logTargetConfigurations"].as_array().map(Vec::len),
+        Some(0)
+    );
+
+    // --- errors
+    w.aws_fails(
+        &["describe-thing", "--thing-name", "nope"],
+        "ResourceNotFoundException",
+        404,
+    );
+    w.aws_fails(
+        &[
+            "create-thing-group",
+            "--thing-group-name",
+            "x",
+            "--parent-group-name",
+            "nope",
+        ],
+        "ResourceNotFoundException",
+        404,
+    );
+    w.aws_fails(
+        &[
+            "update-certificate",
+            "--certificate-id",
+            &dev_id,
+            "--new-status",
+            "PENDING_TRANSFER",
+        ],
+        "InvalidRequestException",
+        400,
+    );
+}
+
+#[test]
+fn wrongly_signed_request_gets_403_invalid_signature_exception() {
+    let w = Wardmq::start(None);
+    let text = std::fs::read_to_string(&w.credentials).expect("credentials file");
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("aws_access_key_id = "))
+        .expect("key id");
+    let wrong = w.dir.path().join("wrong-credentials");
+    std::fs::write(
+        &wrong,
+        format!(
+            "[default]\naws_access_key_id = {id}\naws_secret_access_key = {}\n",
+            "x".repeat(40)
+        ),
+    )
+    .expect("write");
+    let out = w.aws_with(&wrong, &["--debug", "list-things"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("(InvalidSignatureException)"),
+        "{}",
+        err.lines().last().unwrap_or("")
+    );
+    assert!(err.contains("HTTP/1.1\" 403 "));
+
+    // Unknown key.
+    std::fs::write(
+        &wrong,
+        "[default]\naws_access_key_id = AKIAAAAAAAAAAAAAAAAA\naws_secret_access_key = x\n",
+    )
+    .expect("write");
+    let out = w.aws_with(&wrong, &["list-things"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(UnrecognizedClientException)"));
+}
+
+/// Sends one raw HTTP/1.1 request and returns the whole response.
+fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    stream.write_all(request).expect("send");
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn unsigned_and_oversized_requests_are_refused_in_aws_shape() {
+    let w = Wardmq::start(None);
+    let response = raw_http(
+        w.addr(),
+        b"GET /things HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(response.starts_with("HTTP/1.1 403"), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("x-amzn-errortype: missingauthenticationtokenexception"),
+        "{response}"
+    );
+    assert!(response.contains(r#"{"message":"#), "{response}");
+
+    let response = raw_http(
+        w.addr(),
+        b"POST /things/x HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n{}",
+    );
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response
+        .to_ascii_lowercase()
+        .contains("x-amzn-errortype: requestentitytoolargeexception"));
+}
+
+#[test]
+fn boto3_registry_script() {
+    let w = Wardmq::start(None);
+    let script = repo_root().join("tests/admin/boto3_registry.py");
+    let out = run_with_timeout(
+        Command::new("python3")
+            .arg(&script)
+            .arg(&w.admin)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &w.credentials)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE"),
+        TIMEOUT * 3,
+    );
+    assert!(
+        out.status.success(),
+        "boto3 script failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("boto3 registry: ok"));
+}
