@@ -15,8 +15,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use wardmq_broker::authz::Policy;
 use wardmq_broker::scope::Scope;
-use wardmq_broker::settings::{Limits, QueueFullPolicy, Settings};
+use wardmq_broker::settings::{Limits, QueueFullPolicy, Settings, TlsSettings};
 
 /// The largest packet MQTT can frame: a four-byte Remaining Length.
 const MQTT_MAX_PACKET_SIZE: i64 = 268_435_455;
@@ -79,6 +80,25 @@ pub struct StorageConfig {
 pub struct ListenersConfig {
     /// `IP:PORT`; the empty string disables the listener.
     pub tcp: String,
+    /// Mutual-TLS device listener, `IP:PORT`; the empty string disables it.
+    pub tls: String,
+    /// Holds `server.pem` and `server.key`; the dev PKI is created here on
+    /// first start if it holds no `ca.pem`.
+    pub certs_dir: PathBuf,
+    pub tls_handshake_timeout_secs: i64,
+    /// CRL files by the id of the CA that issued them.
+    pub crl: Vec<CrlConfig>,
+    /// Policy document (JSON) for plain-TCP clients.
+    pub anonymous_policy: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrlConfig {
+    /// The registered CA's certificate id (64 hex digits).
+    pub ca_id: String,
+    /// PEM or DER; reloaded when it changes.
+    pub file: PathBuf,
 }
 
 /// Mirrors `wardmq_broker::settings::Limits`; durations in whole seconds.
@@ -119,10 +139,13 @@ impl Default for StorageConfig {
 impl Default for ListenersConfig {
     fn default() -> Self {
         ListenersConfig {
-            tcp: Settings::default()
-                .tcp
-                .map(|addr| addr.to_string())
-                .unwrap_or_default(),
+            // Plain TCP is for development and tests: off unless asked for.
+            tcp: String::new(),
+            tls: "0.0.0.0:8883".to_owned(),
+            certs_dir: PathBuf::from("certs"),
+            tls_handshake_timeout_secs: 10,
+            crl: Vec::new(),
+            anonymous_policy: wardmq_broker::settings::DEV_ANONYMOUS_POLICY.to_owned(),
         }
     }
 }
@@ -372,6 +395,56 @@ impl Config {
             }
         };
 
+        let tls_addr = if self.listeners.tls.is_empty() {
+            None
+        } else {
+            match self.listeners.tls.parse::<SocketAddr>() {
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    c.fail(
+                        "listeners.tls",
+                        format!(
+                            "`{}` is not an IP address with a port, e.g. \"0.0.0.0:8883\" \
+                             (\"\" disables the listener)",
+                            self.listeners.tls
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+        let handshake_secs: u64 = c.int(
+            "listeners.tls_handshake_timeout_secs",
+            self.listeners.tls_handshake_timeout_secs,
+            1..=600,
+        );
+        if self.listeners.certs_dir.as_os_str().is_empty() {
+            c.fail("listeners.certs_dir", "must not be empty");
+        }
+        let mut crls = Vec::new();
+        for (i, crl) in self.listeners.crl.iter().enumerate() {
+            let id = crl.ca_id.to_ascii_lowercase();
+            if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                c.fail(
+                    &format!("listeners.crl[{i}].ca_id"),
+                    "must be a CA certificate id (64 hex digits)",
+                );
+            }
+            crls.push((id, crl.file.clone()));
+        }
+        let tls = tls_addr.map(|addr| TlsSettings {
+            addr,
+            cert_chain: self.listeners.certs_dir.join("server.pem"),
+            key: self.listeners.certs_dir.join("server.key"),
+            crls,
+            handshake_timeout: Duration::from_secs(handshake_secs),
+        });
+        if let Err(e) = Policy::parse("anonymous", &self.listeners.anonymous_policy) {
+            for problem in e.problems() {
+                c.fail("listeners.anonymous_policy", problem.clone());
+            }
+        }
+
         let l = &self.limits;
         let u16_max = i64::from(u16::MAX);
         let limits = Limits {
@@ -511,9 +584,10 @@ impl Config {
         let settings = Settings {
             data_dir: self.storage.data_dir.clone(),
             tcp,
+            tls,
+            anonymous_policies: vec![self.listeners.anonymous_policy.clone()],
             limits,
             scope: Scope::new(self.aws.region.clone(), self.aws.account.clone()),
-            ..Settings::default()
         };
         let admin = AdminSettings {
             listen,
@@ -663,9 +737,14 @@ mod tests {
 
     #[test]
     fn defaults_match_the_broker_defaults() {
-        let settings = Config::default()
+        let mut settings = Config::default()
             .into_settings()
             .unwrap_or_else(|p| panic!("defaults invalid: {p:?}"));
+        // The one deliberate difference: the binary serves devices over
+        // mutual TLS by default; the broker library has no certificates.
+        let tls = settings.tls.take().expect("TLS on by default");
+        assert_eq!(tls.addr.to_string(), "0.0.0.0:8883");
+        assert_eq!(tls.cert_chain, PathBuf::from("certs/server.pem"));
         assert_eq!(
             format!("{settings:?}"),
             format!("{:?}", Settings::default())
@@ -675,6 +754,25 @@ mod tests {
     #[test]
     fn empty_file_is_the_defaults() {
         assert_eq!(Config::parse("").ok(), Some(Config::default()));
+    }
+
+    #[test]
+    fn tls_crls_and_the_anonymous_policy_are_checked() {
+        let problems = Config::parse(
+            "[listeners]\ntls = \"127.0.0.1:0\"\nanonymous_policy = '{\"Version\":\"2012-10-17\"}'\n\
+             [[listeners.crl]]\nca_id = \"nope\"\nfile = \"x.crl\"\n",
+        )
+        .expect_err("both problems reported");
+        let text = format!("{problems:?}");
+        assert!(text.contains("listeners.anonymous_policy"), "{text}");
+        assert!(text.contains("listeners.crl[0].ca_id"), "{text}");
+        let id = "ab".repeat(32);
+        let config = Config::parse(&format!(
+            "[listeners]\ntls = \"127.0.0.1:0\"\n[[listeners.crl]]\nca_id = \"{id}\"\nfile = \"x.crl\"\n"
+        ))
+        .expect("parses");
+        let tls = config.into_settings().expect("valid").tls.expect("tls");
+        assert_eq!(tls.crls, vec![(id, PathBuf::from("x.crl"))]);
     }
 
     #[test]

@@ -15,8 +15,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tracing::{info, warn};
+use wardmq::pki;
 use wardmq_broker::registry::Registry;
-use wardmq_broker::server::Server;
+use wardmq_broker::server::{Server, Services};
 use wardmq_broker::settings::Settings;
 
 use crate::admin::{AdminServer, AppState, Credentials, Issuer, Origin};
@@ -58,6 +59,12 @@ struct ServeArgs {
     /// Port 0 picks a free port.
     #[arg(long, value_name = "ADDR")]
     tcp: Option<SocketAddr>,
+    /// Mutual-TLS device listener, `IP:PORT`; "" disables it.
+    #[arg(long, value_name = "ADDR")]
+    tls: Option<String>,
+    /// Directory with server.pem/server.key (and the dev PKI).
+    #[arg(long, value_name = "DIR")]
+    certs: Option<PathBuf>,
     /// Admin HTTP API listener as IP:PORT, "" to disable; overrides
     /// [admin] listen. Port 0 picks a free port.
     #[arg(long, value_name = "ADDR")]
@@ -88,6 +95,12 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     if let Some(addr) = args.tcp {
         config.listeners.tcp = addr.to_string();
+    }
+    if let Some(addr) = args.tls {
+        config.listeners.tls = addr;
+    }
+    if let Some(dir) = args.certs {
+        config.listeners.certs_dir = dir;
     }
     if let Some(addr) = args.admin {
         config.admin.listen = addr;
@@ -147,16 +160,37 @@ async fn run(settings: Settings, admin: AdminSettings) -> ExitCode {
         }
     };
     let region = settings.scope.region.clone();
-    let server = match Server::start(settings).await {
+    // On a fresh checkout the device listener has no certificates yet: make
+    // the dev PKI (CA, server certificate, a demo device) so it can start.
+    let dev_pki = match settings.tls.as_ref().and_then(|t| t.cert_chain.parent()) {
+        Some(certs_dir) => match pki::ensure_dev_pki(certs_dir, &registry) {
+            Ok(dev) => Some(dev),
+            Err(e) => {
+                eprintln!("wardmq: cannot prepare the dev PKI: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let services = Services {
+        registry: Some(registry.clone()),
+        ..Services::default()
+    };
+    let server = match Server::start_with(settings, services).await {
         Ok(server) => server,
         Err(e) => {
             eprintln!("wardmq: cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match server.tcp_addr() {
-        Some(addr) => announce(addr),
-        None => warn!("no listener is enabled; clients cannot connect"),
+    if let Some(addr) = server.tls_addr() {
+        announce_tls(addr, dev_pki.as_ref());
+    }
+    if let Some(addr) = server.tcp_addr() {
+        announce(addr);
+    }
+    if server.tls_addr().is_none() && server.tcp_addr().is_none() {
+        warn!("no listener is enabled; clients cannot connect");
     }
     let admin_server = match start_admin(&admin, registry, &region).await {
         Ok(admin_server) => admin_server,
@@ -189,6 +223,16 @@ async fn run(settings: Settings, admin: AdminSettings) -> ExitCode {
 
 /// Prints the stable, documented lines scripts and tests rely on, on
 /// standard output whatever the log settings; the log gets its own event.
+fn announce_tls(addr: SocketAddr, dev: Option<&pki::DevPki>) {
+    info!(%addr, "mqtts listener bound");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "wardmq: listening on mqtts://{addr} (mutual TLS)");
+    if let Some(line) = dev.and_then(|d| d.try_it(addr.port())) {
+        let _ = writeln!(out, "wardmq: try it: {line}");
+    }
+    let _ = out.flush();
+}
+
 fn announce(addr: SocketAddr) {
     info!(%addr, "mqtt listener bound");
     let mut out = std::io::stdout().lock();

@@ -55,7 +55,14 @@ impl Wardmq {
             .arg(&config)
             .arg("--data")
             .arg(dir.path().join("data"))
-            .args(["--tcp", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args([
+                "--tcp",
+                "127.0.0.1:0",
+                "--tls",
+                "",
+                "--admin",
+                "127.0.0.1:0",
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

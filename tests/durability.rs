@@ -82,9 +82,9 @@ fn broker(data: &Path, tcp: &str) -> (Proc, SocketAddr) {
             .args(["serve", "--data"])
             .arg(data)
             .args(["--tcp", tcp])
-            // The admin API's fixed default port would collide between
-            // tests running at once.
-            .args(["--admin", ""])
+            // The fixed default ports of the device listener and the admin
+            // API would collide between tests running at once.
+            .args(["--tls", "", "--admin", ""])
             .env("RUST_LOG", "warn"),
     );
     let line = p.wait_line("the listening line", |l| {

@@ -323,7 +323,9 @@ impl Peer {
                     .arg("--data")
                     .arg(&data)
                     .arg("--tcp")
-                    .arg(addr.to_string());
+                    .arg(addr.to_string())
+                    // Plain TCP only, like the peers; no admin API.
+                    .args(["--tls", "", "--admin", ""]);
             }
             Target::Mosquitto => {
                 let text = mosquitto_config(

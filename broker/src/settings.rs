@@ -27,7 +27,8 @@ pub enum QueueFullPolicy {
 pub struct Settings {
     /// Directory for the redb file (`wardmq.redb`); created if missing.
     pub data_dir: PathBuf,
-    /// Plain TCP listener; `None` disables it. Port 0 binds a free port.
+    /// Plain TCP listener (for development and tests: its clients are
+    /// anonymous); `None` disables it. Port 0 binds a free port.
     pub tcp: Option<SocketAddr>,
     /// Mutual-TLS device listener; `None` disables it. Needs a registry.
     pub tls: Option<TlsSettings>,
@@ -102,7 +103,7 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             data_dir: PathBuf::from("data"),
-            tcp: Some(SocketAddr::from(([127, 0, 0, 1], 1883))),
+            tcp: None,
             tls: None,
             limits: Limits::default(),
             scope: Scope::new("us-east-1", "123456789012"),

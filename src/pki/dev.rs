@@ -10,6 +10,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use wardmq_broker::registry::{CaCertificateStatus, CertificateStatus, Registry, RegistryError};
 
 use super::issue::{self, CertOptions, Issuer};
@@ -225,13 +227,17 @@ impl DevPki {
 }
 
 /// For `wardmq serve` on a fresh checkout: if `certs_dir/ca.pem` is missing,
-/// runs `init` and issues the device `demo-device`; otherwise changes
-/// nothing. `registry` is the one the broker serves from, so the demo
-/// device can connect at once.
+/// runs `init` and issues the device `demo-device`. It does the same
+/// (keeping the files) when the dev CA exists but this registry has never
+/// seen it, as with a new data directory. Otherwise it changes nothing.
+/// `registry` is the one the broker serves from, so the demo device can
+/// connect at once.
 pub fn ensure_dev_pki(certs_dir: &Path, registry: &Registry) -> Result<DevPki> {
     let paths = PkiPaths::new(certs_dir);
     let created = !paths.ca_cert.exists();
-    if created {
+    let unregistered =
+        !created && paths.ca_key.exists() && !ca_registered(registry, &paths.ca_cert)?;
+    if created || unregistered {
         init(certs_dir, registry, &[], false)?;
         device(certs_dir, registry, DEMO_DEVICE, false)?;
     }
@@ -242,6 +248,14 @@ pub fn ensure_dev_pki(certs_dir: &Path, registry: &Registry) -> Result<DevPki> {
         created,
         demo_device,
     })
+}
+
+fn ca_registered(registry: &Registry, ca_cert: &Path) -> Result<bool> {
+    let pem = read(ca_cert)?;
+    let der = CertificateDer::from_pem_slice(pem.as_bytes())
+        .with_context(|| format!("{} holds no certificate", ca_cert.display()))?;
+    let id = wardmq_broker::net::identity::certificate_id(der.as_ref());
+    Ok(registry.ca_certificate(&id).is_some())
 }
 
 /// Registers the CA ACTIVE with auto-registration off; an already
