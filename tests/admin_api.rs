@@ -20,6 +20,9 @@ struct Wardmq {
     child: Child,
     admin: String,
     credentials: PathBuf,
+    /// The device listener's port and the printed demo-device command.
+    tls_port: u16,
+    try_it: String,
     dir: tempfile::TempDir,
 }
 
@@ -34,6 +37,12 @@ impl Wardmq {
     /// Starts wardmq; with `issuer`, CreateKeysAndCertificate signs with
     /// that CA (cert PEM, key PEM).
     fn start(issuer: Option<&(String, String)>) -> Wardmq {
+        Wardmq::start_with(issuer, false)
+    }
+
+    /// With `devices`, the mutual-TLS listener runs too, with the dev PKI
+    /// and its demo device (registered, so they appear in listings).
+    fn start_with(issuer: Option<&(String, String)>, devices: bool) -> Wardmq {
         let dir = tempfile::tempdir().expect("temp dir");
         let (cert, key) = (dir.path().join("ca.pem"), dir.path().join("ca.key"));
         if let Some((c, k)) = issuer {
@@ -55,14 +64,10 @@ impl Wardmq {
             .arg(&config)
             .arg("--data")
             .arg(dir.path().join("data"))
-            .args([
-                "--tcp",
-                "127.0.0.1:0",
-                "--tls",
-                "",
-                "--admin",
-                "127.0.0.1:0",
-            ])
+            .arg("--certs")
+            .arg(dir.path().join("certs"))
+            .args(["--tcp", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(["--tls", if devices { "127.0.0.1:0" } else { "" }])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -79,10 +84,22 @@ impl Wardmq {
         });
         let mut admin = None;
         let mut credentials = None;
-        while admin.is_none() || credentials.is_none() {
+        let mut tls_port = None;
+        let mut try_it = None;
+        while admin.is_none() || credentials.is_none() || (devices && try_it.is_none()) {
             let line = rx
                 .recv_timeout(TIMEOUT)
-                .expect("wardmq prints its admin and credentials lines");
+                .expect("wardmq prints its listener, admin and credentials lines");
+            if let Some(rest) = line.strip_prefix("wardmq: listening on mqtts://") {
+                let addr = rest.split(' ').next().expect("address");
+                tls_port = Some(addr.parse::<SocketAddr>().expect("tls address").port());
+            }
+            // The device listener's command (the TCP one has no --cert).
+            if let Some(cmd) = line.strip_prefix("wardmq: try it: ") {
+                if cmd.contains("--cert") {
+                    try_it = Some(cmd.to_owned());
+                }
+            }
             if let Some(url) = line.strip_prefix("wardmq: admin API on ") {
                 admin = Some(url.to_owned());
             }
@@ -95,6 +112,8 @@ impl Wardmq {
             child,
             admin: admin.expect("admin line"),
             credentials: credentials.expect("credentials line"),
+            tls_port: tls_port.unwrap_or_default(),
+            try_it: try_it.unwrap_or_default(),
             dir,
         }
     }
@@ -691,4 +710,76 @@ fn boto3_registry_script() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("boto3 registry: ok"));
+}
+
+/// The whole loop an operator relies on: a device connected over mutual
+/// TLS is cut within a second of `aws iot update-certificate ... INACTIVE`,
+/// and cannot come back.
+#[test]
+fn deactivating_a_certificate_with_the_aws_cli_cuts_the_live_device() {
+    let w = Wardmq::start_with(None, true);
+    let certs = w.dir.path().join("certs");
+    let mut device = Command::new("python3")
+        .arg(repo_root().join("tests/paho/tls_device.py"))
+        .arg(w.tls_port.to_string())
+        .arg(certs.join("ca.pem"))
+        .arg(certs.join("devices/demo-device.pem"))
+        .arg(certs.join("devices/demo-device.key"))
+        .args(["demo-device", "hold"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let (tx, rx) = mpsc::channel();
+    let stdout = device.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    while !rx
+        .recv_timeout(TIMEOUT)
+        .expect("device output")
+        .starts_with("connected")
+    {}
+
+    let listed = w.aws(&["list-certificates"]);
+    let certificates = listed["certificates"].as_array().expect("certificates");
+    assert_eq!(certificates.len(), 1, "just the demo device: {listed}");
+    let id = s(&certificates[0]["certificateId"]).to_owned();
+    w.aws(&[
+        "update-certificate",
+        "--certificate-id",
+        &id,
+        "--new-status",
+        "INACTIVE",
+    ]);
+    // The change was committed before the CLI got its answer, so the cut
+    // must follow within a second of the CLI returning.
+    let answered = std::time::Instant::now();
+    let cut = rx.recv_timeout(TIMEOUT).expect("connection cut");
+    let waited = answered.elapsed();
+    let _ = device.kill();
+    let _ = device.wait();
+    assert!(cut.starts_with("cut 135"), "cut with 0x87: {cut}");
+    assert!(
+        waited < std::time::Duration::from_secs(1),
+        "within a second: {waited:?}"
+    );
+
+    // The printed command no longer works.
+    let words: Vec<&str> = w.try_it.split_whitespace().collect();
+    let out = run_with_timeout(
+        Command::new(words[0])
+            .args(&words[1..])
+            .current_dir(w.dir.path()),
+        TIMEOUT,
+    );
+    assert!(
+        !out.status.success(),
+        "an INACTIVE certificate cannot connect: `{}` said {}{}",
+        w.try_it,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
