@@ -11,7 +11,7 @@
 //! restart and a QoS 2 retransmission is recognised by the client as a
 //! duplicate.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::codec::QoS;
@@ -46,7 +46,9 @@ pub(crate) struct OutQueue {
     bytes: usize,
     next_seq: u64,
     next_pkid: u16,
-    pkids: HashSet<u16>,
+    /// Packet id → sequence number of every queued QoS 1/2 message, so an
+    /// acknowledgement finds its entry without scanning the window.
+    pkids: HashMap<u16, u64>,
     max_messages: usize,
     max_bytes: usize,
     policy: QueueFullPolicy,
@@ -60,7 +62,7 @@ impl OutQueue {
             bytes: 0,
             next_seq: 1,
             next_pkid: 1,
-            pkids: HashSet::new(),
+            pkids: HashMap::new(),
             // Packet ids are held from enqueue to acknowledgement, so the
             // queue can never hold more QoS 1/2 messages than there are ids.
             max_messages: max_messages.min(usize::from(u16::MAX) - 1),
@@ -82,7 +84,7 @@ impl OutQueue {
     /// Restores an entry read back from the store (in sequence order).
     pub fn restore(&mut self, seq: u64, record: QueuedRecord) {
         if record.pkid != 0 {
-            self.pkids.insert(record.pkid);
+            self.pkids.insert(record.pkid, seq);
         }
         self.next_seq = self.next_seq.max(seq + 1);
         self.bytes += record.message.size();
@@ -118,13 +120,13 @@ impl OutQueue {
                 None => return Pushed::Dropped,
             }
         }
+        let seq = self.next_seq;
+        self.next_seq += 1;
         let pkid = if qos == QoS::AtMostOnce {
             0
         } else {
-            self.alloc_pkid()
+            self.alloc_pkid(seq)
         };
-        let seq = self.next_seq;
-        self.next_seq += 1;
         self.bytes += size;
         self.entries.push_back(Entry {
             seq,
@@ -160,20 +162,21 @@ impl OutQueue {
 
     fn reinsert(&mut self, entry: Entry) {
         if entry.record.pkid != 0 {
-            self.pkids.insert(entry.record.pkid);
+            self.pkids.insert(entry.record.pkid, entry.seq);
         }
         self.bytes += entry.record.message.size();
         let pos = self.entries.partition_point(|e| e.seq < entry.seq);
         self.entries.insert(pos, entry);
     }
 
-    fn alloc_pkid(&mut self) -> u16 {
+    fn alloc_pkid(&mut self, seq: u64) -> u16 {
         // The queue holds fewer than 65535 ids (see `new`), so a free one
         // exists and this loop ends.
         loop {
             let id = self.next_pkid;
             self.next_pkid = if id == u16::MAX { 1 } else { id + 1 };
-            if self.pkids.insert(id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.pkids.entry(id) {
+                slot.insert(seq);
                 return id;
             }
         }
@@ -215,8 +218,11 @@ impl OutQueue {
         }
     }
 
-    fn position_in_flight(&self, pred: impl Fn(&Entry) -> bool) -> Option<usize> {
-        self.entries.iter().take(self.sent).position(pred)
+    /// Where the in-flight entry with `pkid` is, if it is in flight.
+    fn position_in_flight(&self, pkid: u16) -> Option<usize> {
+        let seq = *self.pkids.get(&pkid)?;
+        let pos = self.entries.partition_point(|e| e.seq < seq);
+        (pos < self.sent && self.entries.get(pos)?.seq == seq).then_some(pos)
     }
 
     fn remove_at(&mut self, pos: usize) -> Option<Entry> {
@@ -246,31 +252,32 @@ impl OutQueue {
     /// PUBACK (QoS 1) or PUBCOMP (QoS 2, released): the message is done.
     /// Returns its sequence number if `pkid` was in flight in that state.
     pub fn complete(&mut self, pkid: u16, qos: QoS) -> Option<u64> {
-        let pos = self.position_in_flight(|e| {
-            e.record.pkid == pkid
-                && e.record.qos == qos
-                && (qos == QoS::AtLeastOnce || e.record.state == OutState::Released)
-        })?;
+        let pos = self.position_in_flight(pkid)?;
+        let r = &self.entries.get(pos)?.record;
+        let done = r.qos == qos && (qos == QoS::AtLeastOnce || r.state == OutState::Released);
+        if !done {
+            return None;
+        }
         self.remove_at(pos).map(|e| e.seq)
     }
 
     /// PUBREC: a QoS 2 message reached the client; from now on only PUBREL
     /// is sent for it. Returns the updated record for the store.
     pub fn release(&mut self, pkid: u16) -> Option<(u64, QueuedRecord)> {
-        let pos = self.position_in_flight(|e| {
-            e.record.pkid == pkid
-                && e.record.qos == QoS::ExactlyOnce
-                && e.record.state == OutState::Publish
-        })?;
+        let pos = self.position_in_flight(pkid)?;
         let e = self.entries.get_mut(pos)?;
+        if e.record.qos != QoS::ExactlyOnce || e.record.state != OutState::Publish {
+            return None;
+        }
         e.record.state = OutState::Released;
         Some((e.seq, e.record.clone()))
     }
 
     /// Whether a PUBREL for `pkid` is expected (the message is released).
     pub fn is_released(&self, pkid: u16) -> bool {
-        self.position_in_flight(|e| e.record.pkid == pkid && e.record.state == OutState::Released)
-            .is_some()
+        self.position_in_flight(pkid)
+            .and_then(|pos| self.entries.get(pos))
+            .is_some_and(|e| e.record.state == OutState::Released)
     }
 
     /// Drops everything (clean start, session end).
