@@ -4,6 +4,7 @@
 
 pub mod catalogue;
 pub mod cidr;
+pub mod evaluate;
 pub mod model;
 pub mod percentile;
 pub mod validate;
