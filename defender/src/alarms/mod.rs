@@ -7,3 +7,8 @@ pub mod state;
 
 pub use ids::{ViolationId, ViolationIdGen};
 pub use state::{AlarmBook, AlarmConfig, AlarmKey, VerificationError};
+
+#[cfg(test)]
+mod bench;
+#[cfg(test)]
+mod spec_cases;
