@@ -3,3 +3,6 @@
 //! registry); the broker never depends on it.
 
 #![forbid(unsafe_code)]
+
+pub mod alarms;
+pub mod detect;
