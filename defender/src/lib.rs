@@ -3,3 +3,5 @@
 //! registry); the broker never depends on it.
 
 #![forbid(unsafe_code)]
+
+pub mod report;
