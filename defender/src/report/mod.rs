@@ -39,3 +39,6 @@ pub use topic::{
     ThingNameError, TopicMatch, MAX_THING_NAME_LEN,
 };
 pub use validate::{MAX_COUNT, MAX_INTERFACE_LEN, SUPPORTED_VERSION};
+
+#[cfg(test)]
+mod parse_tests;
