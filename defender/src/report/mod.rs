@@ -20,6 +20,7 @@ pub mod keys;
 mod model;
 mod node;
 mod parse;
+mod reply;
 mod topic;
 mod validate;
 
@@ -34,6 +35,7 @@ pub use model::{
     ReportedValue,
 };
 pub use parse::{parse_report, MAX_REPORT_SIZE};
+pub use reply::{accepted_reply, rejected_reply, ReplyEncodeError};
 pub use topic::{
     parse_topic, reply_topic, report_topic, validate_thing_name, ReplyKind, ReportFormat,
     ThingNameError, TopicMatch, MAX_THING_NAME_LEN,
