@@ -4,7 +4,11 @@
 //! the caller supplies the clock.
 //!
 //! How the broker uses it, for one PUBLISH:
-//! 1. [`parse_topic`] — not a metrics topic: route as usual.
+//! 1. [`parse_topic`] — not a metrics topic: route as usual. A bad thing
+//!    name is answered on the `/rejected` topic with
+//!    [`ReportError::InvalidThingName`]; an unknown format has no reply
+//!    topic and is dropped. The thing is the topic's, not the sender's: a
+//!    device may report on behalf of another thing its policy allows.
 //! 2. [`parse_report`] — a [`DeviceReport`] or a [`Rejection`].
 //! 3. [`ReportThrottle::check`] — only for valid reports, so a device that
 //!    fixes a malformed report need not wait out the interval.
@@ -21,6 +25,7 @@ mod model;
 mod node;
 mod parse;
 mod reply;
+mod throttle;
 mod topic;
 mod validate;
 
@@ -36,11 +41,17 @@ pub use model::{
 };
 pub use parse::{parse_report, MAX_REPORT_SIZE};
 pub use reply::{accepted_reply, rejected_reply, ReplyEncodeError};
+pub use throttle::{
+    ReportThrottle, ThrottleConfigError, DEFAULT_MAX_THINGS, DEFAULT_MIN_INTERVAL,
+    SHORTEST_MIN_INTERVAL,
+};
 pub use topic::{
     parse_topic, reply_topic, report_topic, validate_thing_name, ReplyKind, ReportFormat,
     ThingNameError, TopicMatch, MAX_THING_NAME_LEN,
 };
 pub use validate::{MAX_COUNT, MAX_INTERFACE_LEN, SUPPORTED_VERSION};
 
+#[cfg(test)]
+mod flow_tests;
 #[cfg(test)]
 mod parse_tests;
