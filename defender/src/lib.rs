@@ -6,3 +6,4 @@
 
 pub mod alarms;
 pub mod detect;
+pub mod report;

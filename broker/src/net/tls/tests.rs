@@ -31,12 +31,10 @@ use crate::net::identity::{certificate_id, DeviceIdentity};
 /// Every test gets this long, start to finish.
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn run<F: Future<Output = ()>>(f: F) -> impl Future<Output = ()> {
-    async move {
-        tokio::time::timeout(TEST_TIMEOUT, f)
-            .await
-            .expect("test timed out");
-    }
+async fn run<F: Future<Output = ()>>(f: F) {
+    tokio::time::timeout(TEST_TIMEOUT, f)
+        .await
+        .expect("test timed out");
 }
 
 // ---------------------------------------------------------------- PKI
