@@ -211,7 +211,10 @@ async fn start_tls(
     })?;
     let _ = hub.trust.set(store.clone());
     follow_registry(registry, store.clone(), hub);
-    let watcher = CrlWatcher::new(store, tls.crls.clone()).spawn();
+    // CRLs are in force before the first handshake, not a poll later.
+    let mut crl_watcher = CrlWatcher::new(store, tls.crls.clone());
+    crl_watcher.poll().await;
+    let watcher = crl_watcher.spawn();
     tokio::spawn(listen_tls(listener, acceptor, hub.clone(), permits));
     Ok((bound, watcher))
 }

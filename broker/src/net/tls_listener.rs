@@ -78,8 +78,11 @@ pub(crate) fn follow_registry(registry: Registry, store: Arc<TrustStore>, hub: &
                 r = changes.changed() => if r.is_err() { return },
                 _ = shutdown.wait_for(|s| *s) => return,
             }
-            let next = snapshot_from(&registry, &store.snapshot());
-            store.replace(next);
+            // Read-modify-write under the store's writer lock, so a CRL the
+            // watcher loads meanwhile is not lost.
+            let _ = store.update(|current| {
+                Ok::<_, std::convert::Infallible>(snapshot_from(&registry, current))
+            });
         }
     });
 }
