@@ -158,6 +158,7 @@ impl Hub {
                 generation: 0,
                 disconnected_at_ms: Some(disconnected_at),
                 will: None,
+                durable: true,
             };
             let expiry = u64::from(s.record.expiry_interval) * 1000;
             let remaining = (disconnected_at + expiry).saturating_sub(now);
@@ -235,11 +236,13 @@ impl Hub {
                                 client_id: client_id.clone(),
                                 record: st.record(),
                             });
-                        } else {
+                            st.durable = true;
+                        } else if st.durable {
                             // It was persistent and is not any more.
                             ops.push(Op::DeleteSession {
                                 client_id: client_id.clone(),
                             });
+                            st.durable = false;
                         }
                     }
                     (session, true)
@@ -261,14 +264,15 @@ impl Hub {
                         generation: 1,
                         disconnected_at_ms: None,
                         will: None,
+                        durable: expiry_interval > 0,
                     };
                     let session = Arc::new(Session::new(client_id.clone(), state));
-                    // Clears anything left under this ID (say, entries of an
-                    // undecodable record) before the new session is written.
-                    ops.push(Op::DeleteSession {
-                        client_id: client_id.clone(),
-                    });
                     if expiry_interval > 0 {
+                        // Clears anything left under this ID (say, entries of
+                        // an undecodable record) before the session is written.
+                        ops.push(Op::DeleteSession {
+                            client_id: client_id.clone(),
+                        });
                         ops.push(Op::PutSession {
                             client_id: client_id.clone(),
                             record: session.state.lock().record(),
@@ -292,7 +296,7 @@ impl Hub {
     /// and publishes a will still waiting for its delay (§3.1.3.2: the will
     /// goes at the earlier of its delay and the session's end).
     fn discard(&self, session: &Arc<Session>, ops: &mut Vec<Op>) {
-        let will = {
+        let (will, durable) = {
             let mut st = session.state.lock();
             {
                 let mut router = self.router.write();
@@ -304,11 +308,14 @@ impl Hub {
             st.queue.clear();
             st.inbound.clear();
             st.generation += 1;
-            st.will.take()
+            let durable = std::mem::take(&mut st.durable);
+            (st.will.take(), durable)
         };
-        ops.push(Op::DeleteSession {
-            client_id: session.client_id.clone(),
-        });
+        if durable {
+            ops.push(Op::DeleteSession {
+                client_id: session.client_id.clone(),
+            });
+        }
         if let Some(will) = will {
             self.publish(will, ops, &mut HashMap::new());
         }

@@ -48,6 +48,9 @@ pub(crate) struct SessionState {
     pub disconnected_at_ms: Option<u64>,
     /// A will waiting for its delay to pass (or for the session to end).
     pub will: Option<Arc<crate::message::Message>>,
+    /// The store may hold a record of this session, so ending it must
+    /// delete that; sessions that were never persistent cost no write.
+    pub durable: bool,
 }
 
 impl SessionState {

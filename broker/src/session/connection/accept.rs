@@ -148,9 +148,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 &mut ops,
             )
             .await;
-        let durable = match hub.store.submit(ops).await {
-            Ok(commit) => commit.wait().await,
-            Err(e) => Err(e),
+        // A clean session changes nothing durable: no store round trip.
+        let durable = if ops.is_empty() {
+            Ok(())
+        } else {
+            match hub.store.submit(ops).await {
+                Ok(commit) => commit.wait().await,
+                Err(e) => Err(e),
+            }
         };
         if let Err(e) = durable {
             tracing::error!(client_id = %client_id, error = %e, "cannot persist session");
