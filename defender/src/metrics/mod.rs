@@ -40,6 +40,8 @@ mod snapshot;
 mod thing;
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;
 
 pub use collector::{Collector, CollectorConfig};
