@@ -31,9 +31,8 @@ pub struct TopicDimension {
 }
 
 /// Every dimension some behaviour uses, as one immutable snapshot. Its
-/// `generation` changes with every [`Collector::set_dimensions`]
-/// (`crate::metrics::Collector::set_dimensions`), so counters built from an
-/// older one are recognised.
+/// `generation` changes with every `Collector::set_dimensions`, so
+/// counters built from an older one are recognised.
 #[derive(Debug, Default)]
 pub struct DimensionFilters {
     pub(crate) generation: u64,
