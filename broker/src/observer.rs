@@ -19,12 +19,18 @@ pub struct ConnCounters {
     pub bytes_in: AtomicU64,
     pub publishes_out: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Largest PUBLISH payload received since a reader last took it with
+    /// `swap(0)` (the defender's `aws:message-byte-size`, which AWS judges
+    /// per message: the largest one decides a period for `less-than` rules).
+    pub max_message_bytes: AtomicU64,
 }
 
 impl ConnCounters {
     pub(crate) fn publish_in(&self, bytes: usize) {
         self.publishes_in.fetch_add(1, Ordering::Relaxed);
         self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.max_message_bytes
+            .fetch_max(bytes as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn publish_out(&self, bytes: usize) {

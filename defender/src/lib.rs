@@ -6,4 +6,5 @@
 
 pub mod alarms;
 pub mod detect;
+pub mod metrics;
 pub mod report;
