@@ -88,11 +88,14 @@ where
             return;
         }
     };
-    let Some(mut conn) = Connection::accept(hub, t, peer, connect, principal).await else {
+    // Boxed: the CONNECT and teardown steps need their state only briefly,
+    // so it should not stay in every idle connection's task.
+    let Some(mut conn) = Box::pin(Connection::accept(hub, t, peer, connect, principal)).await
+    else {
         return;
     };
     let exit = conn.run().await;
-    conn.finish(exit).await;
+    Box::pin(conn.finish(exit)).await;
 }
 
 struct Connection<S> {
@@ -272,7 +275,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                     loop {
                         match self.t.next_packet(Some(self.protocol), max_packet) {
                             Ok(Some(packet)) => {
-                                if let Some(exit) = self.handle(packet).await {
+                                // Boxed so the handlers' state is allocated
+                                // only while a packet is handled, not held
+                                // by every idle connection.
+                                if let Some(exit) = Box::pin(self.handle(packet)).await {
                                     return exit;
                                 }
                             }
@@ -477,4 +483,37 @@ async fn trust_changed(revocation: &mut Option<(watch::Receiver<u64>, String, St
         *revocation = None;
     }
     std::future::pending().await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    /// Every connection's task holds this future for its whole life; keep
+    /// the per-connection packet handlers out of it (they are boxed).
+    #[test]
+    fn an_idle_connection_task_stays_small() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let dir = tempfile::tempdir().expect("dir");
+            let (store, _) =
+                crate::store::Store::open(&dir.path().join("x.redb"), 16).expect("store");
+            let (_tx, rx) = tokio::sync::watch::channel(false);
+            let hub = Arc::new(crate::hub::Hub::new(
+                crate::settings::Settings::default(),
+                store,
+                crate::server::Services::default(),
+                vec![],
+                rx,
+            ));
+            let (stream, _peer) = tokio::io::duplex(64);
+            let peer = "127.0.0.1:1".parse().expect("addr");
+            let task = super::serve(hub, stream, peer, super::Principal::Anonymous);
+            let size = std::mem::size_of_val(&task);
+            assert!(size < 6 * 1024, "connection task is {size} bytes");
+        });
+    }
 }
