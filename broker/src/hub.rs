@@ -110,12 +110,15 @@ impl Hub {
             .clone()
     }
 
-    fn new_queue(&self) -> OutQueue {
+    /// A session queue; `persistent` sessions get packet ids at enqueue
+    /// (see `OutQueue`).
+    fn new_queue(&self, persistent: bool) -> OutQueue {
         let l = &self.settings.limits;
         OutQueue::new(
             l.max_queued_messages,
             l.max_queued_bytes,
             l.queue_full_policy,
+            persistent,
         )
     }
 
@@ -131,7 +134,7 @@ impl Hub {
             }
         }
         for s in recovered.sessions {
-            let mut queue = self.new_queue();
+            let mut queue = self.new_queue(true);
             for (seq, record) in s.queue {
                 queue.restore(seq, record);
             }
@@ -258,7 +261,7 @@ impl Hub {
                         v5,
                         expiry_interval,
                         subscriptions: HashMap::new(),
-                        queue: self.new_queue(),
+                        queue: self.new_queue(expiry_interval > 0),
                         inbound: Default::default(),
                         attachment: Some(attachment),
                         generation: 1,

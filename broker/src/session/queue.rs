@@ -6,10 +6,13 @@
 //! entries leave as they are sent), so finding what to send next, or the
 //! entry an acknowledgement is for, costs the window, not the queue length.
 //!
-//! Packet ids are assigned when a message is queued, not when it is sent, so
-//! that a message persisted for an offline session keeps the same id across a
-//! restart and a QoS 2 retransmission is recognised by the client as a
-//! duplicate.
+//! For a persistent session, packet ids are assigned when a message is
+//! queued, not when it is sent, so that a message persisted for an offline
+//! session keeps the same id across a restart and a QoS 2 retransmission is
+//! recognised by the client as a duplicate. Such a queue holds at most
+//! 65,534 QoS 1/2 messages. A session that ends with its connection gets
+//! ids as messages go out, so only its window limits ids and its queue is
+//! bounded by the configured limits alone.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -39,6 +42,10 @@ pub(crate) enum Pushed {
     Dropped,
 }
 
+/// Packet ids available at once (1..=65535), less one so a free id always
+/// exists when one is needed.
+const MAX_IDS: usize = u16::MAX as usize - 1;
+
 pub(crate) struct OutQueue {
     /// In sequence order; the first `sent` entries are in flight.
     entries: VecDeque<Entry>,
@@ -52,10 +59,18 @@ pub(crate) struct OutQueue {
     max_messages: usize,
     max_bytes: usize,
     policy: QueueFullPolicy,
+    /// Packet ids are assigned at enqueue (persistent sessions) rather than
+    /// when sent.
+    ids_at_enqueue: bool,
 }
 
 impl OutQueue {
-    pub fn new(max_messages: usize, max_bytes: usize, policy: QueueFullPolicy) -> OutQueue {
+    pub fn new(
+        max_messages: usize,
+        max_bytes: usize,
+        policy: QueueFullPolicy,
+        ids_at_enqueue: bool,
+    ) -> OutQueue {
         OutQueue {
             entries: VecDeque::new(),
             sent: 0,
@@ -63,11 +78,16 @@ impl OutQueue {
             next_seq: 1,
             next_pkid: 1,
             pkids: HashMap::new(),
-            // Packet ids are held from enqueue to acknowledgement, so the
-            // queue can never hold more QoS 1/2 messages than there are ids.
-            max_messages: max_messages.min(usize::from(u16::MAX) - 1),
+            // Ids held from enqueue to acknowledgement: the queue can never
+            // hold more QoS 1/2 messages than there are ids.
+            max_messages: if ids_at_enqueue {
+                max_messages.min(MAX_IDS)
+            } else {
+                max_messages
+            },
             max_bytes,
             policy,
+            ids_at_enqueue,
         }
     }
 
@@ -122,7 +142,7 @@ impl OutQueue {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let pkid = if qos == QoS::AtMostOnce {
+        let pkid = if qos == QoS::AtMostOnce || !self.ids_at_enqueue {
             0
         } else {
             self.alloc_pkid(seq)
@@ -170,8 +190,9 @@ impl OutQueue {
     }
 
     fn alloc_pkid(&mut self, seq: u64) -> u16 {
-        // The queue holds fewer than 65535 ids (see `new`), so a free one
-        // exists and this loop ends.
+        // Fewer than 65535 ids are ever held (the queue's cap when ids are
+        // assigned at enqueue, the window otherwise), so a free one exists
+        // and this loop ends.
         loop {
             let id = self.next_pkid;
             self.next_pkid = if id == u16::MAX { 1 } else { id + 1 };
@@ -203,6 +224,8 @@ impl OutQueue {
     /// acknowledged (`out` gets clones: the message is an `Arc`); QoS 0
     /// entries leave the queue.
     pub fn next_to_send(&mut self, window: usize, out: &mut Vec<Entry>) {
+        // Ids in flight must leave one free (see `alloc_pkid`).
+        let window = window.min(MAX_IDS);
         while let Some(e) = self.entries.get(self.sent) {
             if e.record.qos == QoS::AtMostOnce {
                 if let Some(e) = self.entries.remove(self.sent) {
@@ -210,7 +233,16 @@ impl OutQueue {
                     out.push(e);
                 }
             } else if self.sent < window {
-                out.push(e.clone());
+                let (seq, needs_id) = (e.seq, e.record.pkid == 0);
+                if needs_id {
+                    let id = self.alloc_pkid(seq);
+                    if let Some(e) = self.entries.get_mut(self.sent) {
+                        e.record.pkid = id;
+                    }
+                }
+                if let Some(e) = self.entries.get(self.sent) {
+                    out.push(e.clone());
+                }
                 self.sent += 1;
             } else {
                 break;
@@ -307,7 +339,7 @@ mod tests {
 
     #[test]
     fn window_limits_inflight_and_qos0_leaves_at_once() {
-        let mut q = OutQueue::new(100, 1 << 20, QueueFullPolicy::DropNew);
+        let mut q = OutQueue::new(100, 1 << 20, QueueFullPolicy::DropNew, true);
         for _ in 0..3 {
             q.push(msg(b"a"), QoS::AtLeastOnce, false, vec![]);
         }
@@ -328,7 +360,7 @@ mod tests {
 
     #[test]
     fn full_queue_drops_new_or_oldest() {
-        let mut q = OutQueue::new(2, 1 << 20, QueueFullPolicy::DropNew);
+        let mut q = OutQueue::new(2, 1 << 20, QueueFullPolicy::DropNew, true);
         q.push(msg(b"1"), QoS::AtLeastOnce, false, vec![]);
         q.push(msg(b"2"), QoS::AtLeastOnce, false, vec![]);
         assert_eq!(
@@ -336,7 +368,7 @@ mod tests {
             Pushed::Dropped
         );
 
-        let mut q = OutQueue::new(2, 1 << 20, QueueFullPolicy::DropOldest);
+        let mut q = OutQueue::new(2, 1 << 20, QueueFullPolicy::DropOldest, true);
         q.push(msg(b"1"), QoS::AtLeastOnce, false, vec![]);
         q.push(msg(b"2"), QoS::AtLeastOnce, false, vec![]);
         match q.push(msg(b"3"), QoS::AtLeastOnce, false, vec![]) {
@@ -355,7 +387,7 @@ mod tests {
 
     #[test]
     fn qos2_release_then_complete_and_reconnect_sets_dup() {
-        let mut q = OutQueue::new(10, 1 << 20, QueueFullPolicy::DropNew);
+        let mut q = OutQueue::new(10, 1 << 20, QueueFullPolicy::DropNew, true);
         q.push(msg(b"x"), QoS::ExactlyOnce, false, vec![]);
         q.push(msg(b"y"), QoS::ExactlyOnce, false, vec![]);
         let mut out = Vec::new();
@@ -376,7 +408,7 @@ mod tests {
 
     #[test]
     fn pkids_are_unique_and_reused_after_ack() {
-        let mut q = OutQueue::new(10, 1 << 20, QueueFullPolicy::DropNew);
+        let mut q = OutQueue::new(10, 1 << 20, QueueFullPolicy::DropNew, true);
         q.next_pkid = u16::MAX;
         q.push(msg(b"a"), QoS::AtLeastOnce, false, vec![]);
         q.push(msg(b"b"), QoS::AtLeastOnce, false, vec![]);
@@ -388,7 +420,7 @@ mod tests {
 
     #[test]
     fn byte_limit() {
-        let mut q = OutQueue::new(100, 70, QueueFullPolicy::DropNew);
+        let mut q = OutQueue::new(100, 70, QueueFullPolicy::DropNew, true);
         assert!(matches!(
             q.push(msg(b"a"), QoS::AtLeastOnce, false, vec![]),
             Pushed::Queued(_)
@@ -398,5 +430,26 @@ mod tests {
             Pushed::Dropped
         );
         assert!(q.bytes() <= 70);
+    }
+
+    #[test]
+    fn without_ids_at_enqueue_the_queue_is_not_capped_by_packet_ids() {
+        let mut q = OutQueue::new(100_000, usize::MAX, QueueFullPolicy::DropNew, false);
+        for _ in 0..70_000 {
+            assert!(matches!(
+                q.push(msg(b"m"), QoS::AtLeastOnce, false, vec![]),
+                Pushed::Queued(_)
+            ));
+        }
+        let mut out = Vec::new();
+        q.next_to_send(3, &mut out);
+        let ids: Vec<u16> = out.iter().map(|e| e.record.pkid).collect();
+        assert_eq!(ids, vec![1, 2, 3], "ids assigned as messages go out");
+        assert_eq!(q.complete(2, QoS::AtLeastOnce), Some(2));
+        out.clear();
+        q.next_to_send(3, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].record.pkid, 4);
+        assert_eq!(q.len(), 70_000 - 1);
     }
 }
