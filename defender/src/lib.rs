@@ -7,3 +7,4 @@
 pub mod alarms;
 pub mod detect;
 pub mod report;
+pub mod store;
