@@ -15,18 +15,15 @@
 //! that does not decode (a damaged value, a future version) is logged and
 //! skipped rather than failing the list or the start.
 
-// The violation-event parts of these modules are used by the violation
-// store, which the next commit adds.
-#[allow(dead_code)]
+mod active;
 mod codec;
 mod error;
-#[allow(dead_code)]
+mod filter;
 mod keys;
 mod metric_store;
-#[allow(dead_code)]
 mod page;
-#[allow(dead_code)]
 mod tables;
+mod violation_store;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,10 +31,13 @@ use std::time::Duration;
 
 use redb::Database;
 
+pub use active::list_active;
 pub use error::StoreError;
+pub use filter::ViolationFilter;
 pub use keys::SeriesKey;
 pub use metric_store::{MetricDatum, MetricStore};
 pub use page::{Page, MAX_RESULTS};
+pub use violation_store::ViolationStore;
 
 use error::storage;
 
@@ -91,7 +91,13 @@ impl DefenderDb {
     pub fn metrics(&self) -> MetricStore {
         MetricStore::new(Arc::clone(&self.db))
     }
+
+    pub fn violations(&self) -> ViolationStore {
+        ViolationStore::new(Arc::clone(&self.db))
+    }
 }
 
 #[cfg(test)]
 mod metric_tests;
+#[cfg(test)]
+mod violation_tests;
