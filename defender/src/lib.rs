@@ -8,3 +8,4 @@ pub mod alarms;
 pub mod detect;
 pub mod metrics;
 pub mod report;
+pub mod store;

@@ -1,0 +1,40 @@
+//! The redb tables of `defender.redb`. Layouts of the keys are in
+//! [`super::keys`], of the values in [`super::codec`].
+
+use redb::{Database, TableDefinition};
+
+use super::error::{storage, StoreError};
+
+/// Datapoint key (series, timestamp) -> encoded `MetricValue`.
+pub(crate) const METRIC_POINTS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("metric_points");
+/// (timestamp, series) -> nothing: lets expiry find old datapoints without
+/// visiting every series.
+pub(crate) const METRIC_BY_TIME: TableDefinition<&[u8], ()> =
+    TableDefinition::new("metric_by_time");
+/// Event key (time, seq) -> encoded `ViolationEvent`.
+pub(crate) const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("violation_events");
+/// (violation ID, event key) -> nothing: finds a violation's events for a
+/// verification-state update.
+pub(crate) const EVENTS_BY_VIOLATION: TableDefinition<&[u8], ()> =
+    TableDefinition::new("violation_events_by_id");
+/// Single records by name: the alarm book snapshot.
+pub(crate) const SNAPSHOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("snapshots");
+/// Counters by name: the next event sequence number.
+pub(crate) const COUNTERS: TableDefinition<&[u8], u64> = TableDefinition::new("counters");
+
+pub(crate) const ALARM_BOOK: &[u8] = b"alarm_book";
+pub(crate) const EVENT_SEQ: &[u8] = b"event_seq";
+
+/// Creates any missing table, so read transactions can open them all
+/// unconditionally.
+pub(crate) fn create_all(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(storage)?;
+    txn.open_table(METRIC_POINTS).map_err(storage)?;
+    txn.open_table(METRIC_BY_TIME).map_err(storage)?;
+    txn.open_table(EVENTS).map_err(storage)?;
+    txn.open_table(EVENTS_BY_VIOLATION).map_err(storage)?;
+    txn.open_table(SNAPSHOTS).map_err(storage)?;
+    txn.open_table(COUNTERS).map_err(storage)?;
+    txn.commit().map_err(storage)
+}
