@@ -77,9 +77,19 @@ impl Drop for Proc {
 }
 
 fn broker(data: &Path, tcp: &str) -> (Proc, SocketAddr) {
+    // Queues far larger than the load, so that only a crash could lose a
+    // message here (a full queue drops by policy, which is another test).
+    let config = data.join("wardmq.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nmax_queued_messages = 1000000\nmax_queued_bytes = 1073741824\n",
+    )
+    .expect("write config");
     let p = Proc::spawn(
         Command::new(wardmq_bin())
-            .args(["serve", "--data"])
+            .args(["serve", "--config"])
+            .arg(&config)
+            .arg("--data")
             .arg(data)
             .args(["--tcp", tcp])
             // The fixed default ports of the device listener and the admin
