@@ -586,3 +586,36 @@ async fn connections_beyond_the_limit_are_refused() {
     }
     b.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn takeover_succeeds_even_when_the_old_connection_is_stuck_writing() {
+    let b = common::start().await;
+    // The old client subscribes and then never reads again.
+    let mut old = Mqtt::v5(b.addr, "stuck").await;
+    old.subscribe("flood", QoS::AtMostOnce).await;
+    let mut publisher = Mqtt::v5(b.addr, "").await;
+    let payload = vec![7u8; 60 * 1024];
+    for _ in 0..400 {
+        publisher
+            .publish("flood", &payload, QoS::AtMostOnce, 0)
+            .await;
+    }
+    // Let the broker fill the old client's socket buffers and block on it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let mut new = Mqtt::open(b.addr, Protocol::V5).await;
+    new.send(Packet::Connect(connect_packet("stuck", Protocol::V5)))
+        .await;
+    match new.recv_within(Duration::from_secs(10)).await {
+        Some(Some(Packet::ConnAck(ack))) => assert_eq!(ack.reason, 0),
+        other => panic!("the new connection is served despite the stuck one: {other:?}"),
+    }
+    // The broker waits a short grace for the old connection, then takes over.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(old);
+    b.server.shutdown().await;
+}

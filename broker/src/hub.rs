@@ -33,6 +33,9 @@ pub struct Stats {
     pub sessions_expired: AtomicU64,
 }
 
+/// How long a takeover waits for the old connection to let go.
+const TAKEOVER_GRACE: Duration = Duration::from_secs(2);
+
 /// A stored policy version: (name, document).
 type PolicyKey = (String, String);
 
@@ -203,11 +206,25 @@ impl Hub {
                 };
                 if let Some(released) = waiting {
                     let notified = released.notified();
-                    // The old connection may have let go between the lock and
-                    // here; re-check rather than wait forever.
-                    let still = session.state.lock().attachment.is_some();
-                    if still {
-                        let _ = tokio::time::timeout(Duration::from_secs(5), notified).await;
+                    tokio::pin!(notified);
+                    // Registered before the re-check, so a release between the
+                    // lock above and here is not missed.
+                    notified.as_mut().enable();
+                    let old = session.state.lock().attachment.as_ref().map(|a| a.conn_id);
+                    if let Some(old) = old {
+                        if tokio::time::timeout(TAKEOVER_GRACE, notified)
+                            .await
+                            .is_err()
+                        {
+                            // The old connection is stuck (say, writing to a
+                            // peer that stopped reading): take the session
+                            // anyway; its own detach will then do nothing.
+                            tracing::warn!(client_id = %client_id, "old connection did not let go; taking its session");
+                            let mut st = session.state.lock();
+                            if st.attachment.as_ref().is_some_and(|a| a.conn_id == old) {
+                                st.attachment = None;
+                            }
+                        }
                     }
                     continue;
                 }

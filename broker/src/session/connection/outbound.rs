@@ -6,11 +6,15 @@ use super::*;
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     /// Writes what the session's queue allows into the write buffer.
     pub(super) fn send_queued(&mut self) {
-        self.session
-            .state
-            .lock()
-            .queue
-            .next_to_send(self.window, &mut self.to_send);
+        {
+            let mut st = self.session.state.lock();
+            // A connection whose session was taken from it sends nothing
+            // more from the session's queue.
+            if st.attachment.as_ref().map(|a| a.conn_id) != Some(self.conn_id) {
+                return;
+            }
+            st.queue.next_to_send(self.window, &mut self.to_send);
+        }
         if self.to_send.is_empty() {
             return;
         }
