@@ -2,8 +2,8 @@
 //! fresh data directory, external clients with timeouts, raw sockets.
 #![allow(dead_code)] // each test file uses a different subset
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -168,12 +168,6 @@ impl Sub {
             })
             .collect()
     }
-
-    /// Stops the subscriber now and returns what it printed.
-    pub fn stop(mut self) -> Vec<String> {
-        let _ = self.child.kill();
-        self.messages()
-    }
 }
 
 /// Runs `python3 tests/paho/SCRIPT ...` and asserts it exits 0.
@@ -198,47 +192,6 @@ pub fn paho(script: &str, addr: SocketAddr, extra: &[&str]) -> String {
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A raw TCP connection with a read timeout, for byte-level tests.
-pub struct Raw {
-    pub stream: TcpStream,
-}
-
-impl Raw {
-    pub fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-        Raw { stream }
-    }
-
-    pub fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write");
-    }
-
-    /// Reads exactly `n` bytes (or fails the test on timeout).
-    pub fn read_exact(&mut self, n: usize) -> Vec<u8> {
-        let mut buf = vec![0; n];
-        self.stream.read_exact(&mut buf).expect("read");
-        buf
-    }
-
-    /// Reads until the broker closes the connection; returns what came.
-    pub fn read_to_close(&mut self) -> Vec<u8> {
-        let mut buf = Vec::new();
-        let start = Instant::now();
-        let mut chunk = [0u8; 1024];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return buf,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return buf,
-                Err(e) => panic!("connection not closed after {:?}: {e}", start.elapsed()),
-            }
-        }
-    }
 }
 
 /// Path of the built `wardmq` binary.
