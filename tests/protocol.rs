@@ -619,3 +619,39 @@ async fn takeover_succeeds_even_when_the_old_connection_is_stuck_writing() {
     drop(old);
     b.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_slow_subscriber_slows_qos1_publishers_instead_of_losing_messages() {
+    let b = common::start_with(|s| s.limits.max_queued_messages = 100).await;
+    let mut c = connect_packet("slow-reader", Protocol::V5);
+    c.properties.receive_maximum = Some(5);
+    let (mut sub, _) = Mqtt::connect(b.addr, c).await;
+    sub.subscribe("load", QoS::AtLeastOnce).await;
+    let mut publisher = Mqtt::v5(b.addr, "fast-writer").await;
+    // 1,000 QoS 1 publishes in one write: ten times the subscriber's queue.
+    let mut out = BytesMut::new();
+    for i in 1..=1000u16 {
+        let p = Packet::Publish(publish("load", &i.to_be_bytes(), QoS::AtLeastOnce, i));
+        codec::encode(&p, Protocol::V5, &mut out).expect("encode");
+    }
+    publisher.raw(&out).await;
+    let mut got = Vec::new();
+    while got.len() < 1000 {
+        let p = sub.next_publish().await;
+        got.push(u16::from_be_bytes([p.payload[0], p.payload[1]]));
+        sub.send(Packet::PubAck(Ack::new(p.pkid))).await;
+    }
+    assert_eq!(
+        got,
+        (1..=1000).collect::<Vec<_>>(),
+        "all delivered, in order"
+    );
+    assert_eq!(
+        b.server
+            .stats()
+            .messages_dropped
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    b.server.shutdown().await;
+}

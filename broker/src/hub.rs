@@ -62,6 +62,17 @@ pub(crate) struct Hub {
     pub shutdown: watch::Receiver<bool>,
 }
 
+/// Where a published message went.
+pub(crate) struct Routed {
+    /// How many sessions it was queued for.
+    pub sessions: usize,
+    /// A connected subscriber whose queue is past the high-water mark.
+    /// QoS 1/2 publishers pause reading until it drains (for at most
+    /// `FLOW_CONTROL_MAX_PAUSE`), so a slow consumer slows its producers
+    /// instead of making its queue drop acknowledged messages.
+    pub backlogged: Option<Arc<Session>>,
+}
+
 /// What attaching a connection to a session gives the connection.
 pub(crate) struct Attached {
     pub session: Arc<Session>,
@@ -448,13 +459,12 @@ impl Hub {
 
     /// Retains and routes one message, queueing it for every subscriber.
     /// Pushes the store ops that make it durable for persistent sessions.
-    /// Returns how many sessions it was routed to.
     pub fn publish(
         &self,
         message: Arc<Message>,
         ops: &mut Vec<Op>,
         scratch: &mut HashMap<Arc<str>, Delivery>,
-    ) -> usize {
+    ) -> Routed {
         if message.retain {
             let mut retained = self.retained.write();
             if message.payload.is_empty() {
@@ -477,14 +487,17 @@ impl Hub {
                 .read()
                 .route(&message.topic, &message.publisher, &online, scratch);
         }
-        let routed = scratch.len();
+        let mut routed = Routed {
+            sessions: scratch.len(),
+            backlogged: None,
+        };
         for (client, delivery) in scratch.drain() {
             let Some(session) = self.sessions.get(&client).map(|s| s.value().clone()) else {
                 continue;
             };
             let qos = message.qos.min(delivery.qos);
             let retain = message.retain && delivery.retain_as_published;
-            self.enqueue(
+            let backlogged = self.enqueue(
                 &session,
                 &message,
                 qos,
@@ -492,11 +505,16 @@ impl Hub {
                 delivery.subscription_ids,
                 ops,
             );
+            if backlogged && qos != QoS::AtMostOnce && routed.backlogged.is_none() {
+                routed.backlogged = Some(session);
+            }
         }
         routed
     }
 
     /// Queues one message for one session and wakes its connection.
+    /// Returns true if the session is connected and its queue is past the
+    /// high-water mark: the publisher should slow down (see `Routed`).
     pub fn enqueue(
         &self,
         session: &Session,
@@ -505,7 +523,7 @@ impl Hub {
         retain: bool,
         subscription_ids: Vec<u32>,
         ops: &mut Vec<Op>,
-    ) {
+    ) -> bool {
         let mut st = session.state.lock();
         let persistent = st.persistent() && qos != QoS::AtMostOnce;
         let pushed = st
@@ -528,9 +546,10 @@ impl Hub {
                 seq
             }
             Pushed::Dropped => {
+                let online = st.attachment.is_some();
                 drop(st);
                 self.dropped(&session.client_id, qos, DropReason::QueueFull);
-                return;
+                return online;
             }
         };
         if persistent {
@@ -543,10 +562,22 @@ impl Hub {
             }
         }
         let online = st.attachment.is_some();
+        let backlogged = online && st.queue.len() >= self.high_water();
         drop(st);
         if online {
             session.wake.notify_one();
         }
+        backlogged
+    }
+
+    /// Queue length from which publishers to a connected session slow down.
+    pub fn high_water(&self) -> usize {
+        (self.settings.limits.max_queued_messages / 2).max(1)
+    }
+
+    /// Queue length below which they go full speed again.
+    pub fn low_water(&self) -> usize {
+        self.settings.limits.max_queued_messages / 4
     }
 
     pub fn dropped(&self, client_id: &str, qos: QoS, reason: DropReason) {

@@ -91,7 +91,6 @@ impl OutQueue {
         }
     }
 
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -207,6 +207,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             acks: FuturesOrdered::new(),
             pending_qos1: 0,
             scratch: HashMap::new(),
+            paused: None,
             to_send: Vec::new(),
         })
     }

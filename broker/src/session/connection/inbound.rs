@@ -91,7 +91,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
 
         let message = Arc::new(Message::from_publish(&p, topic, self.client_id.clone()));
         let mut ops = Vec::new();
-        let delivered = self.hub.publish(message, &mut ops, &mut self.scratch);
+        let routed = self.hub.publish(message, &mut ops, &mut self.scratch);
+        if p.qos != QoS::AtMostOnce && self.paused.is_none() {
+            if let Some(session) = routed.backlogged {
+                self.paused = Some((session, Instant::now() + FLOW_CONTROL_MAX_PAUSE));
+            }
+        }
+        let delivered = routed.sessions;
         if p.qos == QoS::ExactlyOnce {
             let persistent = {
                 let mut st = self.session.state.lock();

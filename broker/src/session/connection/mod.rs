@@ -35,6 +35,12 @@ mod accept;
 mod inbound;
 mod outbound;
 
+/// The longest a QoS 1/2 publisher is paused for a backlogged subscriber
+/// before it goes on (and that subscriber's queue limit applies).
+const FLOW_CONTROL_MAX_PAUSE: Duration = Duration::from_secs(1);
+/// How often a paused publisher looks at the subscriber's backlog.
+const FLOW_CONTROL_POLL: Duration = Duration::from_millis(5);
+
 type AckFuture = Pin<Box<dyn Future<Output = Result<Packet, StoreError>> + Send>>;
 
 /// Why the loop ended; decides the will and the DISCONNECT sent.
@@ -128,6 +134,9 @@ struct Connection<S> {
     /// Inbound QoS 1 publishes not yet acknowledged.
     pending_qos1: usize,
     scratch: HashMap<Arc<str>, Delivery>,
+    /// Reading is paused until this subscriber's backlog drains (or the
+    /// instant passes): flow control, see `Routed::backlogged`.
+    paused: Option<(Arc<Session>, Instant)>,
     to_send: Vec<Entry>,
 }
 
@@ -230,6 +239,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 }
             }
             enum Event {
+                Paused,
                 AccessChanged,
                 TrustChanged,
                 Read(Result<(), ReadError>),
@@ -245,11 +255,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 _ = registry_changed(&mut self.registry_changes) => Event::AccessChanged,
                 _ = trust_changed(&mut self.revocation) => Event::TrustChanged,
                 Some(a) = self.acks.next(), if !self.acks.is_empty() => Event::Ack(a.map(Box::new)),
-                r = self.t.fill() => Event::Read(r),
+                r = self.t.fill(), if self.paused.is_none() => Event::Read(r),
+                _ = tokio::time::sleep(FLOW_CONTROL_POLL), if self.paused.is_some() => Event::Paused,
                 _ = self.session.wake.notified() => Event::Wake,
                 _ = sleep_until(deadline), if !grace.is_zero() => Event::KeepAlive,
             };
             match event {
+                Event::Paused => {
+                    // Not reading is our doing: don't count it as silence.
+                    deadline = Instant::now() + grace;
+                    if let Some((session, until)) = &self.paused {
+                        let drained = !session.is_online()
+                            || session.state.lock().queue.len() <= self.hub.low_water();
+                        if drained || Instant::now() >= *until {
+                            self.paused = None;
+                            // Packets read before the pause are still waiting.
+                            if let Some(exit) = self.handle_buffered(max_packet).await {
+                                return exit;
+                            }
+                        }
+                    }
+                }
                 Event::AccessChanged => {
                     if let Some(exit) = self.recheck_access() {
                         return exit;
@@ -272,19 +298,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 }
                 Event::Read(Ok(())) => {
                     deadline = Instant::now() + grace;
-                    loop {
-                        match self.t.next_packet(Some(self.protocol), max_packet) {
-                            Ok(Some(packet)) => {
-                                // Boxed so the handlers' state is allocated
-                                // only while a packet is handled, not held
-                                // by every idle connection.
-                                if let Some(exit) = Box::pin(self.handle(packet)).await {
-                                    return exit;
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => return self.violation(e.reason_code(), &e.to_string()),
-                        }
+                    if let Some(exit) = self.handle_buffered(max_packet).await {
+                        return exit;
                     }
                 }
                 Event::Ack(ready) => {
@@ -308,6 +323,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 }
             }
         }
+    }
+
+    /// Handles the complete packets already read, until flow control
+    /// pauses this publisher; `Some` ends the connection.
+    async fn handle_buffered(&mut self, max_packet: u32) -> Option<Exit> {
+        while self.paused.is_none() {
+            match self.t.next_packet(Some(self.protocol), max_packet) {
+                // Boxed so the handlers' state is allocated only while a
+                // packet is handled, not held by every idle connection.
+                Ok(Some(packet)) => {
+                    if let Some(exit) = Box::pin(self.handle(packet)).await {
+                        return Some(exit);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Some(self.violation(e.reason_code(), &e.to_string())),
+            }
+        }
+        None
     }
 
     /// Handles one packet; `Some` ends the connection.
