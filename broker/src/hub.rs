@@ -570,14 +570,19 @@ impl Hub {
         backlogged
     }
 
-    /// Queue length from which publishers to a connected session slow down.
+    /// Queue length from which publishers to a connected session slow down:
+    /// half the limit, but no more than a few windows' worth, since a longer
+    /// backlog adds only latency, not throughput.
     pub fn high_water(&self) -> usize {
-        (self.settings.limits.max_queued_messages / 2).max(1)
+        let l = &self.settings.limits;
+        (l.max_queued_messages / 2)
+            .min(16 * usize::from(l.max_inflight))
+            .max(1)
     }
 
     /// Queue length below which they go full speed again.
     pub fn low_water(&self) -> usize {
-        self.settings.limits.max_queued_messages / 4
+        self.high_water() / 2
     }
 
     pub fn dropped(&self, client_id: &str, qos: QoS, reason: DropReason) {
