@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// A broker action that policies can grant.
 ///
@@ -60,26 +61,30 @@ impl fmt::Display for Action {
 /// The resource a request is about. The broker builds these; the engine
 /// turns them into ARNs with [`Resource::arn`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Values are `Arc<str>` so the broker can build one from the topic a
+/// message already holds without copying it (a check per PUBLISH and per
+/// delivery).
 pub enum Resource {
     /// `client/{clientId}`: the resource of `iot:Connect`.
-    Client(String),
+    Client(Arc<str>),
     /// `topic/{topicName}`: Publish, Receive, RetainPublish.
-    Topic(String),
+    Topic(Arc<str>),
     /// `topicfilter/{topicFilter}`: Subscribe. `+`/`#` in the filter are
     /// matched literally by policy resources.
-    TopicFilter(String),
+    TopicFilter(Arc<str>),
 }
 
 impl Resource {
-    pub fn client(client_id: impl Into<String>) -> Self {
+    pub fn client(client_id: impl Into<Arc<str>>) -> Self {
         Resource::Client(client_id.into())
     }
 
-    pub fn topic(name: impl Into<String>) -> Self {
+    pub fn topic(name: impl Into<Arc<str>>) -> Self {
         Resource::Topic(name.into())
     }
 
-    pub fn topicfilter(filter: impl Into<String>) -> Self {
+    pub fn topicfilter(filter: impl Into<Arc<str>>) -> Self {
         Resource::TopicFilter(filter.into())
     }
 

@@ -5,7 +5,6 @@
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
-use sha2::{Digest, Sha256};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::certs::{CertFacts, Validity};
@@ -26,13 +25,7 @@ fn invalid(msg: impl Into<String>) -> RegistryError {
     RegistryError::CertificateValidation(msg.into())
 }
 
-/// Lowercase SHA-256 hex of `der`.
-pub fn certificate_id(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::net::identity::certificate_id;
 
 /// Parses the first certificate in `pem`.
 pub(crate) fn parse(pem: &str) -> Result<Parsed, RegistryError> {

@@ -70,7 +70,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             Ok(access) => access,
             Err(NotActive) => {
                 tracing::info!(client_id = %client_id, %peer, "connection refused: certificate not active");
-                let arn = Resource::client(client_id.to_string()).arn(&hub.settings.scope);
+                let arn = Resource::client(client_id.clone()).arn(&hub.settings.scope);
                 hub.observer
                     .authorization_failure(&client_id, peer, Action::Connect.name(), &arn);
                 refuse(&mut t, reason::NOT_AUTHORIZED);
@@ -86,7 +86,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             peer,
             &client_id,
             Action::Connect,
-            Resource::client(client_id.to_string()),
+            Resource::client(client_id.clone()),
         );
         if let Some(will) = &connect.will {
             allowed = allowed

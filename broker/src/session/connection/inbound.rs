@@ -72,9 +72,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             };
         }
 
-        let may_publish = self.allowed(Action::Publish, Resource::topic(topic.to_string()))
-            && (!p.retain
-                || self.allowed(Action::RetainPublish, Resource::topic(topic.to_string())));
+        let may_publish = self.allowed(Action::Publish, Resource::topic(topic.clone()))
+            && (!p.retain || self.allowed(Action::RetainPublish, Resource::topic(topic.clone())));
         if !may_publish {
             // 3.1.1 cannot say no: the publish is acknowledged and dropped,
             // as Mosquitto does; v5 gets 0x87.

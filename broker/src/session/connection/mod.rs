@@ -185,7 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             self.disconnect_with(reason::NOT_AUTHORIZED, "certificate no longer active");
             return Some(Exit::Abnormal);
         }
-        let client = Resource::client(self.client_id.to_string());
+        let client = Resource::client(self.client_id.clone());
         if !self.allowed(Action::Connect, client) {
             self.disconnect_with(reason::NOT_AUTHORIZED, "no longer allowed to connect");
             return Some(Exit::Abnormal);

@@ -33,10 +33,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 finished.push((e.seq, r.qos, DropReason::Expired));
                 continue;
             }
-            if !self.allowed(
-                Action::Receive,
-                Resource::topic(r.message.topic.to_string()),
-            ) {
+            if !self.allowed(Action::Receive, Resource::topic(r.message.topic.clone())) {
                 finished.push((e.seq, r.qos, DropReason::NotAuthorized));
                 continue;
             }
