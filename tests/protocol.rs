@@ -161,6 +161,14 @@ fn publish(topic: &str, payload: &[u8], qos: QoS, pkid: u16) -> Publish {
     }
 }
 
+/// Messages the broker has dropped so far.
+fn dropped(b: &common::Broker) -> u64 {
+    b.server
+        .stats()
+        .messages_dropped
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Proves the broker still serves others: a fresh pair of clients can
 /// exchange a message.
 async fn still_serving(addr: SocketAddr) {
@@ -378,13 +386,7 @@ async fn messages_over_the_clients_maximum_packet_size_are_not_sent() {
         .publish("size", b"tiny", QoS::AtLeastOnce, 2)
         .await;
     assert_eq!(&sub.next_publish().await.payload[..], b"tiny");
-    assert_eq!(
-        b.server
-            .stats()
-            .messages_dropped
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(dropped(&b), 1);
     b.server.shutdown().await;
 }
 
@@ -545,13 +547,7 @@ async fn full_offline_queue_drops_and_counts() {
         "the oldest three kept (drop_new policy)"
     );
     assert!(sub.recv_within(Duration::from_millis(300)).await.is_none());
-    assert_eq!(
-        b.server
-            .stats()
-            .messages_dropped
-            .load(std::sync::atomic::Ordering::Relaxed),
-        2
-    );
+    assert_eq!(dropped(&b), 2);
     b.server.shutdown().await;
 }
 
@@ -646,12 +642,6 @@ async fn a_slow_subscriber_slows_qos1_publishers_instead_of_losing_messages() {
         (1..=1000).collect::<Vec<_>>(),
         "all delivered, in order"
     );
-    assert_eq!(
-        b.server
-            .stats()
-            .messages_dropped
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    assert_eq!(dropped(&b), 0);
     b.server.shutdown().await;
 }
