@@ -39,8 +39,8 @@ pub struct DeviceIdentity {
     /// The ACTIVE registered CA the certificate chained to; `None` for a
     /// certificate registered without a CA.
     pub issuing_ca_id: Option<String>,
-    /// Serial number, lowercase hex of its DER integer bytes.
-    pub serial: String,
+    /// Serial number: its DER integer bytes, as CRLs list them.
+    pub serial: Vec<u8>,
 }
 
 /// The certificate could not be read (the verifier already parsed it, so
@@ -74,7 +74,7 @@ impl DeviceIdentity {
             not_before: validity.not_before.timestamp(),
             not_after: validity.not_after.timestamp(),
             issuing_ca_id,
-            serial: hex(cert.raw_serial()),
+            serial: cert.raw_serial().to_vec(),
         })
     }
 }

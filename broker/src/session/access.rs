@@ -21,7 +21,7 @@ pub enum Principal {
         common_name: Option<String>,
         /// The registered CA it chained to, and its serial (hex), so a new
         /// CRL from that CA can cut the live connection.
-        issuing_ca: Option<(String, String)>,
+        issuing_ca: Option<(String, Vec<u8>)>,
     },
 }
 

@@ -330,7 +330,7 @@ async fn valid_device_under_active_ca_is_accepted_with_its_identity() {
         assert_eq!(id.common_name.as_deref(), Some("thermostat-1"));
         assert_eq!(id.issuer, "CN=Fleet CA");
         assert_eq!(id.issuing_ca_id, Some(ca_id(&ca)));
-        assert_eq!(id.serial, "1007");
+        assert_eq!(id.serial, vec![0x10, 0x07]);
         assert_eq!(id.not_before, 1_577_836_800); // 2020-01-01
         assert_eq!(id.not_after, 3_786_912_000); // 2090-01-01
     })

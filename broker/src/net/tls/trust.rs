@@ -187,21 +187,12 @@ impl TrustSnapshot {
     }
 
     /// Whether `certificate_id` is registered without a CA.
-    /// Whether the CRL of CA `ca_id` lists `serial_hex` (a certificate that
-    /// CA issued directly), for re-checking live connections.
-    pub fn is_revoked(&self, ca_id: &str, serial_hex: &str) -> bool {
-        let Some(crl) = self.crls.get(ca_id) else {
-            return false;
-        };
-        let serial: Option<Vec<u8>> = (0..serial_hex.len())
-            .step_by(2)
-            .map(|i| {
-                serial_hex
-                    .get(i..i + 2)
-                    .and_then(|b| u8::from_str_radix(b, 16).ok())
-            })
-            .collect();
-        serial.is_some_and(|s| matches!(crl.parsed.find_serial(&s), Ok(Some(_))))
+    /// Whether the CRL of CA `ca_id` lists `serial` (a certificate that CA
+    /// issued directly), for re-checking live connections.
+    pub fn is_revoked(&self, ca_id: &str, serial: &[u8]) -> bool {
+        self.crls
+            .get(ca_id)
+            .is_some_and(|crl| matches!(crl.parsed.find_serial(serial), Ok(Some(_))))
     }
 
     pub fn is_registered_without_ca(&self, certificate_id: &str) -> bool {

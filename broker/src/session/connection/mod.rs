@@ -117,7 +117,7 @@ struct Connection<S> {
     /// Registry change notifications, for certificate principals.
     registry_changes: Option<watch::Receiver<u64>>,
     /// Trust (CRL) changes, with the (CA id, serial) to look for.
-    revocation: Option<(watch::Receiver<u64>, String, String)>,
+    revocation: Option<(watch::Receiver<u64>, String, Vec<u8>)>,
     counters: Arc<ConnCounters>,
     /// Effective keep-alive; zero disables the check.
     keep_alive: Duration,
@@ -509,7 +509,7 @@ async fn registry_changed(changes: &mut Option<watch::Receiver<u64>>) {
 }
 
 /// Completes when the device listener's trust changed (a new CRL).
-async fn trust_changed(revocation: &mut Option<(watch::Receiver<u64>, String, String)>) {
+async fn trust_changed(revocation: &mut Option<(watch::Receiver<u64>, String, Vec<u8>)>) {
     if let Some((rx, _, _)) = revocation {
         if rx.changed().await.is_ok() {
             return;
