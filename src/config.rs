@@ -18,6 +18,7 @@ use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use wardmq_broker::authz::Policy;
 use wardmq_broker::scope::Scope;
 use wardmq_broker::settings::{Limits, QueueFullPolicy, Settings, TlsSettings};
+use wardmq_defender::settings::{AlertSinkKind, AlertSinkSettings, DefenderSettings};
 
 /// The largest packet MQTT can frame: a four-byte Remaining Length.
 const MQTT_MAX_PACKET_SIZE: i64 = 268_435_455;
@@ -33,6 +34,52 @@ pub struct Config {
     pub log: LogConfig,
     pub aws: AwsConfig,
     pub admin: AdminConfig,
+    pub defender: DefenderConfig,
+}
+
+/// The defender (`DefenderSettings`); durations in whole seconds or days.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DefenderConfig {
+    pub enabled: bool,
+    pub datapoint_seconds: i64,
+    pub report_min_interval_secs: i64,
+    pub metric_retention_days: i64,
+    pub violation_retention_days: i64,
+    pub invalidate_after_secs: i64,
+    pub statistical_min_devices: i64,
+    pub alert_sinks: Vec<AlertSinkConfig>,
+}
+
+/// One `[[defender.alert_sinks]]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSinkConfig {
+    pub name: String,
+    /// `webhook`, `mqtt` or `log`.
+    pub kind: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub secret: String,
+    #[serde(default)]
+    pub topic: String,
+    #[serde(default = "default_sink_queue")]
+    pub queue: i64,
+    #[serde(default = "default_sink_attempts")]
+    pub attempts: i64,
+    #[serde(default = "default_sink_timeout")]
+    pub timeout_secs: i64,
+}
+
+fn default_sink_queue() -> i64 {
+    10_000
+}
+fn default_sink_attempts() -> i64 {
+    5
+}
+fn default_sink_timeout() -> i64 {
+    5
 }
 
 /// The region and account the broker presents in every ARN.
@@ -193,6 +240,24 @@ impl Default for AdminConfig {
     }
 }
 
+impl Default for DefenderConfig {
+    fn default() -> Self {
+        let d = DefenderSettings::default();
+        DefenderConfig {
+            enabled: d.enabled,
+            datapoint_seconds: wide(d.datapoint_period.as_secs()),
+            report_min_interval_secs: wide(d.report_min_interval.as_secs()),
+            metric_retention_days: wide(d.metric_retention.as_secs() / DAY),
+            violation_retention_days: wide(d.violation_retention.as_secs() / DAY),
+            invalidate_after_secs: wide(d.invalidate_after.as_secs()),
+            statistical_min_devices: wide(d.statistical_min_devices),
+            alert_sinks: Vec::new(),
+        }
+    }
+}
+
+const DAY: u64 = 24 * 3600;
+
 /// AWS region names: a geography, one or more words, a number
 /// (`us-east-1`, `us-gov-west-1`, `ap-southeast-2`).
 fn valid_region(region: &str) -> bool {
@@ -348,28 +413,27 @@ impl Config {
     /// The broker settings this configuration describes, or every problem.
     #[cfg(test)]
     pub fn into_settings(self) -> Result<Settings, Vec<String>> {
-        self.into_parts().map(|(settings, _)| settings)
+        self.into_parts().map(|p| p.settings)
     }
 
     /// The broker settings and the admin API settings, or every problem.
-    pub fn into_parts(self) -> Result<(Settings, AdminSettings), Vec<String>> {
+    pub fn into_parts(self) -> Result<Parts, Vec<String>> {
         let problems = self.validate();
         if problems.is_empty() {
-            let (settings, admin, _) = self.build();
-            Ok((settings, admin))
+            Ok(self.build().0)
         } else {
             Err(problems)
         }
     }
 
     fn check(&self) -> Vec<Problem> {
-        self.build().2
+        self.build().1
     }
 
     /// Validation and conversion are one pass, so nothing can be converted
     /// that was not checked. The settings are meaningless if any problem is
     /// returned.
-    fn build(&self) -> (Settings, AdminSettings, Vec<Problem>) {
+    fn build(&self) -> (Parts, Vec<Problem>) {
         let mut c = Checker::default();
 
         if self.storage.data_dir.as_os_str().is_empty() {
@@ -595,7 +659,132 @@ impl Config {
             issuer_cert: admin.issuer_cert.clone(),
             issuer_key: admin.issuer_key.clone(),
         };
-        (settings, admin, c.problems)
+        let defender = self.defender.build(&mut c);
+        let parts = Parts {
+            settings,
+            admin,
+            defender,
+        };
+        (parts, c.problems)
+    }
+}
+
+/// The checked configuration, split by who uses it.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    pub settings: Settings,
+    pub admin: AdminSettings,
+    pub defender: DefenderSettings,
+}
+
+impl DefenderConfig {
+    fn build(&self, c: &mut Checker) -> DefenderSettings {
+        let secs = |c: &mut Checker, key: &str, v: i64, range: RangeInclusive<i64>| {
+            Duration::from_secs(c.int(&format!("defender.{key}"), v, range))
+        };
+        let mut sinks = Vec::new();
+        for (i, sink) in self.alert_sinks.iter().enumerate() {
+            let key = |k: &str| format!("defender.alert_sinks[{i}].{k}");
+            if sink.name.is_empty()
+                || !sink
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                c.fail(
+                    &key("name"),
+                    "must be letters, digits, - and _ (the last part of the alert target ARN)",
+                );
+            } else if self.alert_sinks[..i].iter().any(|s| s.name == sink.name) {
+                c.fail(&key("name"), format!("`{}` is declared twice", sink.name));
+            }
+            let kind = match sink.kind.as_str() {
+                "webhook" => {
+                    if !(sink.url.starts_with("http://") || sink.url.starts_with("https://")) {
+                        c.fail(&key("url"), "a webhook needs an http:// or https:// URL");
+                    }
+                    if sink.secret.is_empty() {
+                        c.fail(&key("secret"), "a webhook needs a secret to sign with");
+                    }
+                    Some(AlertSinkKind::Webhook {
+                        url: sink.url.clone(),
+                        secret: sink.secret.clone(),
+                        attempts: c.int(&key("attempts"), sink.attempts, 1..=100),
+                        timeout: Duration::from_secs(c.int(
+                            &key("timeout_secs"),
+                            sink.timeout_secs,
+                            1..=300,
+                        )),
+                    })
+                }
+                "mqtt" => {
+                    if !wardmq_broker::topic::valid_topic_name(&sink.topic) {
+                        c.fail(
+                            &key("topic"),
+                            format!(
+                                "`{}` is not a topic name (no wildcards, not empty)",
+                                sink.topic
+                            ),
+                        );
+                    }
+                    Some(AlertSinkKind::Mqtt {
+                        topic: sink.topic.clone(),
+                    })
+                }
+                "log" => Some(AlertSinkKind::Log),
+                other => {
+                    c.fail(
+                        &key("kind"),
+                        format!("`{other}` is not webhook, mqtt or log"),
+                    );
+                    None
+                }
+            };
+            let queue = c.int(&key("queue"), sink.queue, 1..=1_000_000);
+            if let Some(kind) = kind {
+                sinks.push(AlertSinkSettings {
+                    name: sink.name.clone(),
+                    kind,
+                    queue,
+                });
+            }
+        }
+        DefenderSettings {
+            enabled: self.enabled,
+            datapoint_period: secs(c, "datapoint_seconds", self.datapoint_seconds, 1..=3600),
+            report_min_interval: secs(
+                c,
+                "report_min_interval_secs",
+                self.report_min_interval_secs,
+                1..=86_400,
+            ),
+            metric_retention: Duration::from_secs(
+                c.int::<u64>(
+                    "defender.metric_retention_days",
+                    self.metric_retention_days,
+                    1..=365,
+                ) * DAY,
+            ),
+            violation_retention: Duration::from_secs(
+                c.int::<u64>(
+                    "defender.violation_retention_days",
+                    self.violation_retention_days,
+                    1..=365,
+                ) * DAY,
+            ),
+            invalidate_after: secs(
+                c,
+                "invalidate_after_secs",
+                self.invalidate_after_secs,
+                1..=30 * 86_400,
+            ),
+            statistical_min_devices: c.int(
+                "defender.statistical_min_devices",
+                self.statistical_min_devices,
+                1..=1_000_000,
+            ),
+            alert_sinks: sinks,
+        }
     }
 }
 
@@ -728,6 +917,40 @@ mod tests {
     }
 
     #[test]
+    fn defender_section_is_checked_and_every_sink_problem_listed() {
+        let text = "[defender]\ndatapoint_seconds = 0\n\
+                    [[defender.alert_sinks]]\nname = \"a b\"\nkind = \"webhook\"\n\
+                    [[defender.alert_sinks]]\nname = \"t\"\nkind = \"mqtt\"\ntopic = \"a/#\"\n\
+                    [[defender.alert_sinks]]\nname = \"t\"\nkind = \"pager\"\n";
+        let keys = keys(text);
+        for k in [
+            "defender.datapoint_seconds",
+            "defender.alert_sinks[0].name",
+            "defender.alert_sinks[0].url",
+            "defender.alert_sinks[0].secret",
+            "defender.alert_sinks[1].topic",
+            "defender.alert_sinks[2].name",
+            "defender.alert_sinks[2].kind",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+        }
+        let ok = "[defender]\ndatapoint_seconds = 1\n[[defender.alert_sinks]]\n\
+                  name = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:1/x\"\nsecret = \"s\"\n";
+        let d = Config::parse(ok)
+            .expect("valid")
+            .into_parts()
+            .expect("valid")
+            .defender;
+        assert_eq!(d.datapoint_period, Duration::from_secs(1));
+        assert!((d.time_scale() - 1.0 / 300.0).abs() < 1e-12);
+        assert_eq!(d.alert_sinks[0].queue, 10_000);
+        assert!(matches!(
+            d.alert_sinks[0].kind,
+            AlertSinkKind::Webhook { attempts: 5, .. }
+        ));
+    }
+
+    #[test]
     fn annotated_file_is_the_defaults() {
         let text = include_str!("../config/wardmq.toml");
         let config = Config::parse(text).unwrap_or_else(|p| panic!("config/wardmq.toml: {p:?}"));
@@ -855,13 +1078,21 @@ colour = true
 
     #[test]
     fn aws_and_admin_sections() {
-        let (s, a) = Config::default().into_parts().expect("defaults valid");
+        let Parts {
+            settings: s,
+            admin: a,
+            ..
+        } = Config::default().into_parts().expect("defaults valid");
         assert_eq!(s.scope, Scope::new("us-east-1", "123456789012"));
         assert_eq!(a.listen, Some("127.0.0.1:9080".parse().expect("addr")));
         assert_eq!(a.credentials_file, PathBuf::from("data/admin-credentials"));
         let text = "[aws]\nregion = \"eu-west-3\"\naccount = \"000000000042\"\n\
                     [admin]\nlisten = \"\"\ncredentials_file = \"/k\"\n";
-        let (s, a) = Config::parse(text)
+        let Parts {
+            settings: s,
+            admin: a,
+            ..
+        } = Config::parse(text)
             .expect("valid")
             .into_parts()
             .expect("valid");

@@ -18,10 +18,9 @@ use tracing::{info, warn};
 use wardmq::pki;
 use wardmq_broker::registry::Registry;
 use wardmq_broker::server::{Server, Services};
-use wardmq_broker::settings::Settings;
 
 use crate::admin::{AdminServer, AppState, Credentials, Issuer, Origin};
-use crate::config::{AdminSettings, Config};
+use crate::config::{AdminSettings, Config, Parts};
 
 /// Exit code for anything the user must fix before wardmq can start: bad
 /// flags (clap uses 2 as well), an unreadable or invalid config file.
@@ -108,7 +107,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let log = config.log.clone();
     // The file was valid on its own; what can fail here is a flag value
     // such as an empty --data.
-    let (settings, admin) = match config.into_parts() {
+    let parts = match config.into_parts() {
         Ok(parts) => parts,
         Err(problems) => {
             eprintln!("wardmq: invalid configuration:");
@@ -132,10 +131,16 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(settings, admin))
+    runtime.block_on(run(parts))
 }
 
-async fn run(settings: Settings, admin: AdminSettings) -> ExitCode {
+async fn run(parts: Parts) -> ExitCode {
+    let Parts {
+        settings,
+        admin,
+        defender,
+    } = parts;
+    info!(enabled = defender.enabled, "defender settings read");
     info!(
         version = env!("CARGO_PKG_VERSION"),
         data_dir = %settings.data_dir.display(),

@@ -8,4 +8,5 @@ pub mod alarms;
 pub mod detect;
 pub mod metrics;
 pub mod report;
+pub mod settings;
 pub mod store;
