@@ -6,6 +6,7 @@
 
 pub mod alarms;
 pub mod detect;
+pub mod engine;
 pub mod metrics;
 pub mod report;
 pub mod settings;

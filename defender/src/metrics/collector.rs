@@ -54,6 +54,10 @@ pub struct CollectorConfig {
     /// Distinct source addresses counted per period; the rest only in the
     /// broker-wide totals.
     pub max_tracked_ips: usize,
+    /// Length of an `aws:disconnect-duration` minute in milliseconds:
+    /// 60,000, shorter when the defender's timeline is compressed
+    /// (`DefenderSettings::time_scale`).
+    pub minute_ms: u64,
 }
 
 impl Default for CollectorConfig {
@@ -62,6 +66,7 @@ impl Default for CollectorConfig {
             forget_after_periods: 2,
             keep_disconnected: Duration::from_secs(2 * 24 * 3600),
             max_tracked_ips: 65_536,
+            minute_ms: 60_000,
         }
     }
 }
@@ -198,7 +203,7 @@ impl Collector {
         for shard in self.shards.iter() {
             let mut map = lock(shard);
             map.retain(|name, st| {
-                if let Some(p) = st.close(now, &filters) {
+                if let Some(p) = st.close(now, &filters, self.config.minute_ms) {
                     things.insert(name.clone(), p);
                 }
                 !st.forgettable(now, self.config.forget_after_periods, keep_ms)

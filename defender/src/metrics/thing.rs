@@ -163,6 +163,7 @@ impl ThingState {
         &mut self,
         now: Timestamp,
         filters: &DimensionFilters,
+        minute_ms: u64,
     ) -> Option<ThingPeriod> {
         let mut period = std::mem::take(&mut self.period);
         for conn in &mut self.conns {
@@ -181,7 +182,7 @@ impl ThingState {
             Some(0)
         } else {
             self.disconnected_since
-                .map(|t| now.millis_since(t) / 60_000)
+                .map(|t| now.millis_since(t) / minute_ms.max(1))
         };
         if !active && disconnect_minutes.is_none() {
             self.idle_periods = self.idle_periods.saturating_add(1);

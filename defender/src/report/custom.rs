@@ -16,14 +16,8 @@ pub const MAX_METRIC_NAME_LEN: usize = 128;
 /// Most significant digits a `number` or `number-list` value may have.
 pub const MAX_SIGNIFICANT_DIGITS: usize = 15;
 
-/// `CustomMetricType` as the API spells it (botocore enum).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CustomMetricType {
-    Number,
-    NumberList,
-    StringList,
-    IpAddressList,
-}
+/// One type for the API model and the report rules.
+pub use crate::detect::model::CustomMetricType;
 
 impl CustomMetricType {
     pub fn as_str(self) -> &'static str {
