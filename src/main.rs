@@ -6,6 +6,7 @@
 mod admin;
 mod certs_cmd;
 mod config;
+mod defend;
 mod logging;
 
 use std::io::Write;
@@ -140,7 +141,6 @@ async fn run(parts: Parts) -> ExitCode {
         admin,
         defender,
     } = parts;
-    info!(enabled = defender.enabled, "defender settings read");
     info!(
         version = env!("CARGO_PKG_VERSION"),
         data_dir = %settings.data_dir.display(),
@@ -177,10 +177,20 @@ async fn run(parts: Parts) -> ExitCode {
         },
         None => None,
     };
-    let services = Services {
+    let defender = match defend::start(defender, &settings.data_dir, &registry) {
+        Ok(defender) => defender,
+        Err(e) => {
+            eprintln!("wardmq: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut services = Services {
         registry: Some(registry.clone()),
         ..Services::default()
     };
+    if let Some(d) = &defender {
+        services.observer = d.observer();
+    }
     let server = match Server::start_with(settings, services).await {
         Ok(server) => server,
         Err(e) => {
@@ -197,7 +207,7 @@ async fn run(parts: Parts) -> ExitCode {
     if server.tls_addr().is_none() && server.tcp_addr().is_none() {
         warn!("no listener is enabled; clients cannot connect");
     }
-    let admin_server = match start_admin(&admin, registry, &region).await {
+    let admin_server = match start_admin(&admin, registry, defender.clone(), &region).await {
         Ok(admin_server) => admin_server,
         Err(e) => {
             eprintln!("wardmq: cannot start the admin API: {e}");
@@ -216,6 +226,10 @@ async fn run(parts: Parts) -> ExitCode {
     // A second Ctrl-C skips a shutdown that hangs (e.g. on a stuck disk).
     tokio::select! {
         () = server.shutdown() => {
+            if let Some(d) = defender {
+                // Saves the alarm book; a blocking join, off the runtime.
+                let _ = tokio::task::spawn_blocking(move || d.shutdown()).await;
+            }
             info!("stopped");
             ExitCode::SUCCESS
         }
@@ -252,6 +266,7 @@ fn announce(addr: SocketAddr) {
 async fn start_admin(
     admin: &AdminSettings,
     registry: Registry,
+    defender: Option<wardmq_defender::engine::Defender>,
     region: &str,
 ) -> Result<Option<AdminServer>, String> {
     let Some(listen) = admin.listen else {
@@ -271,6 +286,7 @@ async fn start_admin(
         registry,
         credentials,
         issuer,
+        defender,
     };
     let server = AdminServer::start(listen, state)
         .await

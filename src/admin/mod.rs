@@ -16,6 +16,7 @@ mod request;
 pub mod server;
 pub mod sigv4;
 mod things;
+mod violations;
 
 pub use credentials::{Credentials, Origin};
 pub use issuer::Issuer;

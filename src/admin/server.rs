@@ -16,6 +16,7 @@ use super::credentials::Credentials;
 use super::issuer::Issuer;
 use super::{
     auth, ca_certificates, certificates, error, groups, logging, policies, principals, things,
+    violations,
 };
 
 /// What every handler works with.
@@ -23,6 +24,8 @@ pub struct AppState {
     pub registry: Registry,
     pub credentials: Credentials,
     pub issuer: Option<Issuer>,
+    /// `None` when the defender is disabled.
+    pub defender: Option<wardmq_defender::engine::Defender>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -37,6 +40,7 @@ pub fn router(state: Shared) -> Router {
         .merge(principals::routes())
         .merge(groups::routes())
         .merge(logging::routes())
+        .merge(violations::routes())
         // The auth middleware enforces the limit while buffering; this
         // keeps handlers' own body extraction at the same bound.
         .layer(DefaultBodyLimit::max(auth::MAX_BODY_BYTES))
