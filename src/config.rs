@@ -18,7 +18,9 @@ use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use wardmq_broker::authz::Policy;
 use wardmq_broker::scope::Scope;
 use wardmq_broker::settings::{Limits, QueueFullPolicy, Settings, TlsSettings};
-use wardmq_defender::settings::{AlertSinkKind, AlertSinkSettings, DefenderSettings};
+use wardmq_defender::settings::{
+    AlertSinkKind, AlertSinkSettings, BrokerLimits, BrokerProfileSettings, DefenderSettings,
+};
 
 /// The largest packet MQTT can frame: a four-byte Remaining Length.
 const MQTT_MAX_PACKET_SIZE: i64 = 268_435_455;
@@ -49,6 +51,77 @@ pub struct DefenderConfig {
     pub invalidate_after_secs: i64,
     pub statistical_min_devices: i64,
     pub alert_sinks: Vec<AlertSinkConfig>,
+    pub broker_profile: BrokerProfileConfig,
+}
+
+/// `[defender.broker_profile]`: per-period maxima, 0 turns a rule off.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerProfileConfig {
+    pub alert_target_arn: String,
+    pub per_ip_connection_attempts: i64,
+    pub per_ip_tls_failures: i64,
+    pub per_ip_connect_failures: i64,
+    pub per_ip_authorization_failures: i64,
+    pub broker_connection_attempts: i64,
+    pub broker_tls_failures: i64,
+    pub broker_connect_failures: i64,
+    pub broker_authorization_failures: i64,
+}
+
+impl Default for BrokerProfileConfig {
+    fn default() -> Self {
+        let d = BrokerProfileSettings::default();
+        let n = |v: Option<u64>| v.map_or(0, wide);
+        BrokerProfileConfig {
+            alert_target_arn: String::new(),
+            per_ip_connection_attempts: n(d.per_ip.connection_attempts),
+            per_ip_tls_failures: n(d.per_ip.tls_failures),
+            per_ip_connect_failures: n(d.per_ip.connect_failures),
+            per_ip_authorization_failures: n(d.per_ip.authorization_failures),
+            broker_connection_attempts: n(d.broker.connection_attempts),
+            broker_tls_failures: n(d.broker.tls_failures),
+            broker_connect_failures: n(d.broker.connect_failures),
+            broker_authorization_failures: n(d.broker.authorization_failures),
+        }
+    }
+}
+
+impl BrokerProfileConfig {
+    fn build(&self, c: &mut Checker) -> BrokerProfileSettings {
+        let mut max = |key: &str, v: i64| {
+            let v: u64 = c.int(&format!("defender.broker_profile.{key}"), v, 0..=i64::MAX);
+            (v > 0).then_some(v)
+        };
+        BrokerProfileSettings {
+            per_ip: BrokerLimits {
+                connection_attempts: max(
+                    "per_ip_connection_attempts",
+                    self.per_ip_connection_attempts,
+                ),
+                tls_failures: max("per_ip_tls_failures", self.per_ip_tls_failures),
+                connect_failures: max("per_ip_connect_failures", self.per_ip_connect_failures),
+                authorization_failures: max(
+                    "per_ip_authorization_failures",
+                    self.per_ip_authorization_failures,
+                ),
+            },
+            broker: BrokerLimits {
+                connection_attempts: max(
+                    "broker_connection_attempts",
+                    self.broker_connection_attempts,
+                ),
+                tls_failures: max("broker_tls_failures", self.broker_tls_failures),
+                connect_failures: max("broker_connect_failures", self.broker_connect_failures),
+                authorization_failures: max(
+                    "broker_authorization_failures",
+                    self.broker_authorization_failures,
+                ),
+            },
+            alert_target_arn: (!self.alert_target_arn.is_empty())
+                .then(|| self.alert_target_arn.clone()),
+        }
+    }
 }
 
 /// One `[[defender.alert_sinks]]` table.
@@ -252,6 +325,7 @@ impl Default for DefenderConfig {
             invalidate_after_secs: wide(d.invalidate_after.as_secs()),
             statistical_min_devices: wide(d.statistical_min_devices),
             alert_sinks: Vec::new(),
+            broker_profile: BrokerProfileConfig::default(),
         }
     }
 }
@@ -784,6 +858,7 @@ impl DefenderConfig {
                 1..=1_000_000,
             ),
             alert_sinks: sinks,
+            broker_profile: self.broker_profile.build(c),
         }
     }
 }

@@ -25,6 +25,7 @@ pub struct DefenderSettings {
     pub statistical_min_devices: usize,
     /// Where `alertTargets.SNS.alertTargetArn` can point.
     pub alert_sinks: Vec<AlertSinkSettings>,
+    pub broker_profile: BrokerProfileSettings,
 }
 
 impl Default for DefenderSettings {
@@ -38,6 +39,51 @@ impl Default for DefenderSettings {
             invalidate_after: Duration::from_secs(2 * 24 * 3600),
             statistical_min_devices: 1,
             alert_sinks: Vec::new(),
+            broker_profile: BrokerProfileSettings::default(),
+        }
+    }
+}
+
+/// The broker-level profile (our extension): what one source address, and
+/// the whole broker, may do in one period before it is a violation, so
+/// floods with no thing behind them raise alarms. `None` turns a rule off.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BrokerProfileSettings {
+    pub per_ip: BrokerLimits,
+    pub broker: BrokerLimits,
+    /// The alert target ARN its events go to, if any.
+    pub alert_target_arn: Option<String>,
+}
+
+/// Most events of each kind in one period that are still normal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BrokerLimits {
+    pub connection_attempts: Option<u64>,
+    pub tls_failures: Option<u64>,
+    pub connect_failures: Option<u64>,
+    pub authorization_failures: Option<u64>,
+}
+
+impl Default for BrokerProfileSettings {
+    fn default() -> Self {
+        // Per address: a device reconnecting every few seconds for a whole
+        // period is still normal; a few dozen bad handshakes or refused
+        // CONNECTs is somebody guessing. Broker-wide: only failures, since
+        // healthy fleets of any size connect a lot.
+        Self {
+            per_ip: BrokerLimits {
+                connection_attempts: Some(1000),
+                tls_failures: Some(50),
+                connect_failures: Some(50),
+                authorization_failures: Some(500),
+            },
+            broker: BrokerLimits {
+                connection_attempts: None,
+                tls_failures: Some(1000),
+                connect_failures: Some(1000),
+                authorization_failures: None,
+            },
+            alert_target_arn: None,
         }
     }
 }

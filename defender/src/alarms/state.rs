@@ -339,6 +339,11 @@ impl AlarmBook {
     }
 
     /// The alarms currently raised (ListActiveViolations), in no order.
+    /// Every key with a streak or an alarm.
+    pub fn keys(&self) -> impl Iterator<Item = &AlarmKey> + '_ {
+        self.entries.keys()
+    }
+
     pub fn active(&self) -> impl Iterator<Item = ActiveViolation> + '_ {
         self.entries.iter().filter_map(|(key, e)| match e {
             Entry::InAlarm(a) => Some(active(key, a)),

@@ -14,6 +14,7 @@
 //! The worker is the only writer of alarms, so evaluation needs no lock
 //! beyond the book's mutex, which API reads share.
 
+mod broker_profile;
 mod config;
 mod period;
 mod reports;
@@ -30,6 +31,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use wardmq_broker::observer::Observer;
 use wardmq_broker::registry::Registry;
 
+pub use broker_profile::{BROKER_THING, PROFILE as BROKER_PROFILE};
 pub use config::{
     store_dimension, Compiled, DetectConfig, MetricRef, Profile, ProfileConfig, Rule, Series,
     Target,
@@ -81,6 +83,7 @@ pub(crate) struct Shared {
     book: Mutex<AlarmBook>,
     throttle: Mutex<ReportThrottle>,
     alerts: Arc<dyn AlertSender>,
+    broker_profile: broker_profile::BrokerProfile,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -104,6 +107,30 @@ impl Shared {
 
     fn book(&self) -> MutexGuard<'_, AlarmBook> {
         lock(&self.book)
+    }
+
+    /// Whether an alarm is still monitored: its behaviour exists.
+    fn monitors(&self, config: &Compiled, key: &crate::alarms::AlarmKey) -> bool {
+        if *key.security_profile_name == *broker_profile::PROFILE {
+            return self.broker_profile.monitors(&key.behavior_name);
+        }
+        config.monitors(
+            &key.security_profile_name,
+            &key.behavior_name,
+            key.dimension.as_deref(),
+        )
+    }
+
+    /// The alert target of a profile's events.
+    fn alert_target<'c>(&'c self, config: &'c Compiled, profile: &str) -> Option<&'c str> {
+        if profile == broker_profile::PROFILE {
+            return self.broker_profile.alert_target_arn.as_deref();
+        }
+        config
+            .profiles
+            .iter()
+            .find(|p| *p.name == *profile)
+            .and_then(|p| p.alert_target_arn.as_deref())
     }
 
     /// The profiles that apply to `thing`, resolved against the registry
@@ -163,6 +190,7 @@ impl Defender {
             crate::report::DEFAULT_MAX_THINGS,
         )
         .map_err(|e| StoreError::InvalidRequest(e.to_string()))?;
+        let settings_broker = settings.broker_profile.clone();
         let shared = Arc::new(Shared {
             settings,
             collector,
@@ -172,6 +200,7 @@ impl Defender {
             book: Mutex::new(book),
             throttle: Mutex::new(throttle),
             alerts,
+            broker_profile: broker_profile::BrokerProfile::new(&settings_broker),
         });
         let (work, queue) = sync_channel(REPORT_QUEUE);
         let handle = worker::spawn(shared.clone(), queue)?;

@@ -132,14 +132,9 @@ pub(crate) fn close(shared: &Shared, windows: &mut Windows, now: Timestamp) {
         }
         events.extend(book.observe(&j.key, &rule.behavior, outcome, now));
     }
+    events.extend(shared.broker_profile.judge(&mut book, &snapshot, now));
     events.extend(book.sweep(now));
-    events.extend(book.invalidate_where(now, |k| {
-        !config.monitors(
-            &k.security_profile_name,
-            &k.behavior_name,
-            k.dimension.as_deref(),
-        )
-    }));
+    events.extend(book.invalidate_where(now, |k| !shared.monitors(&config, k)));
     commit(shared, &config, &book, &events);
     drop(book);
 
@@ -201,12 +196,7 @@ pub(crate) fn commit(
         if e.suppressed() {
             continue;
         }
-        let arn = config
-            .profiles
-            .iter()
-            .find(|p| *p.name == *e.security_profile_name)
-            .and_then(|p| p.alert_target_arn.as_deref());
-        if let Some(arn) = arn {
+        if let Some(arn) = shared.alert_target(config, &e.security_profile_name) {
             shared.alerts.send(arn, e);
         }
     }

@@ -366,3 +366,32 @@ fn other_topics_are_not_consumed_and_bad_reports_are_rejected() {
     let body: serde_json::Value = serde_json::from_slice(&replies[0].1).expect("json");
     assert_eq!(body["statusDetails"]["ErrorCode"], "InvalidPayload");
 }
+
+/// Our broker-level profile: bad handshakes from one address raise an
+/// alarm with no thing behind them; a quiet period clears it.
+#[test]
+fn broker_profile_flags_a_handshake_flood_from_one_address() {
+    let mut settings = DefenderSettings::default();
+    settings.broker_profile.per_ip.tls_failures = Some(2);
+    settings.broker_profile.alert_target_arn = Some(ARN.into());
+    let f = start_with(
+        tempfile::tempdir().expect("tmp"),
+        settings,
+        &DetectConfig::default(),
+    );
+    let attacker: SocketAddr = "10.0.0.9:5000".parse().expect("addr");
+    for _ in 0..3 {
+        f.defender
+            .observer()
+            .tls_handshake_failed(attacker, "unknown CA");
+    }
+    f.defender.close_period_now();
+    let active = f.active();
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert_eq!(active[0].thing_name, "ip:10.0.0.9");
+    assert_eq!(active[0].security_profile_name, BROKER_PROFILE);
+    assert_eq!(active[0].behavior.name, "tls-failures-per-ip");
+    f.defender.close_period_now();
+    assert!(f.active().is_empty(), "a quiet period clears it");
+    assert_eq!(lock(&f.alerts.0).len(), 2);
+}

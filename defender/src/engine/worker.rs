@@ -65,13 +65,7 @@ fn run(shared: &Shared, queue: &Receiver<Work>) {
 fn invalidate_unmonitored(shared: &Shared) {
     let config = shared.config();
     let mut book = shared.book();
-    let events = book.invalidate_where(now(), |k| {
-        !config.monitors(
-            &k.security_profile_name,
-            &k.behavior_name,
-            k.dimension.as_deref(),
-        )
-    });
+    let events = book.invalidate_where(now(), |k| !shared.monitors(&config, k));
     if !events.is_empty() {
         commit(shared, &config, &book, &events);
     }
