@@ -5,11 +5,19 @@
 //! [`sink_name`] takes `NAME`, which is one of the `[[defender.alert_sinks]]`
 //! of the config. The message is the JSON SNS carries for Device Defender
 //! ([`sns_message`]), so consumers written for AWS read it unchanged.
+//! [`AlertRouter`] queues it per sink and delivers it from one task per sink:
+//! a signed webhook POST (retried), a publish on the broker, or a log line.
+
+mod router;
+mod webhook;
 
 #[cfg(test)]
 mod tests;
 
 use serde::Serialize;
+
+pub use router::{AlertRouter, AlertSinkError, Publish, SendOutcome, SinkStats};
+pub use webhook::{signature, SIGNATURE_HEADER};
 
 use crate::detect::model::{
     Behavior, MetricValue, VerificationState, ViolationEvent, ViolationEventAdditionalInfo,
