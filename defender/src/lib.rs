@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alarms;
+pub mod alerts;
 pub mod detect;
 pub mod engine;
 pub mod metrics;
