@@ -18,6 +18,7 @@ use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use wardmq_broker::authz::Policy;
 use wardmq_broker::scope::Scope;
 use wardmq_broker::settings::{Limits, QueueFullPolicy, Settings, TlsSettings};
+use wardmq_defender::alerts::sink_name;
 use wardmq_defender::settings::{
     AlertSinkKind, AlertSinkSettings, BrokerLimits, BrokerProfileSettings, DefenderSettings,
 };
@@ -88,7 +89,14 @@ impl Default for BrokerProfileConfig {
 }
 
 impl BrokerProfileConfig {
-    fn build(&self, c: &mut Checker) -> BrokerProfileSettings {
+    fn build(&self, c: &mut Checker, sinks: &[AlertSinkSettings]) -> BrokerProfileSettings {
+        let arn = &self.alert_target_arn;
+        if !arn.is_empty() && !sink_name(arn).is_some_and(|n| sinks.iter().any(|s| s.name == n)) {
+            c.fail(
+                "defender.broker_profile.alert_target_arn",
+                format!("`{arn}` is not arn:aws:sns:REGION:ACCOUNT:NAME of a declared alert sink"),
+            );
+        }
         let mut max = |key: &str, v: i64| {
             let v: u64 = c.int(&format!("defender.broker_profile.{key}"), v, 0..=i64::MAX);
             (v > 0).then_some(v)
@@ -857,8 +865,8 @@ impl DefenderConfig {
                 self.statistical_min_devices,
                 1..=1_000_000,
             ),
+            broker_profile: self.broker_profile.build(c, &sinks),
             alert_sinks: sinks,
-            broker_profile: self.broker_profile.build(c),
         }
     }
 }
@@ -994,12 +1002,14 @@ mod tests {
     #[test]
     fn defender_section_is_checked_and_every_sink_problem_listed() {
         let text = "[defender]\ndatapoint_seconds = 0\n\
+                    [defender.broker_profile]\nalert_target_arn = \"arn:aws:sns:r:1:nope\"\n\
                     [[defender.alert_sinks]]\nname = \"a b\"\nkind = \"webhook\"\n\
                     [[defender.alert_sinks]]\nname = \"t\"\nkind = \"mqtt\"\ntopic = \"a/#\"\n\
                     [[defender.alert_sinks]]\nname = \"t\"\nkind = \"pager\"\n";
         let keys = keys(text);
         for k in [
             "defender.datapoint_seconds",
+            "defender.broker_profile.alert_target_arn",
             "defender.alert_sinks[0].name",
             "defender.alert_sinks[0].url",
             "defender.alert_sinks[0].secret",

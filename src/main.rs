@@ -177,7 +177,8 @@ async fn run(parts: Parts) -> ExitCode {
         },
         None => None,
     };
-    let defender = match defend::start(defender, &settings.data_dir, &registry) {
+    let publish = defend::LatePublish::default();
+    let defender = match defend::start(defender, &settings.data_dir, &registry, publish.clone()) {
         Ok(defender) => defender,
         Err(e) => {
             eprintln!("wardmq: {e}");
