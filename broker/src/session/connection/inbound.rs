@@ -34,6 +34,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             None => p.topic.as_str().into(),
         };
+        if let Some(t) = &self.topic_counters {
+            t.publish_in(&topic, p.payload.len());
+        }
 
         if p.qos != QoS::AtMostOnce {
             let inflight = self.pending_qos1 + self.session.state.lock().inbound.len();

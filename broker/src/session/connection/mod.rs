@@ -25,7 +25,7 @@ use crate::hub::Hub;
 use crate::message::{now_ms, Message, MessageProperties};
 use crate::net::transport::ReadError;
 use crate::net::Transport;
-use crate::observer::{ConnCounters, DropReason};
+use crate::observer::{ConnCounters, DropReason, TopicCounters};
 use crate::router::{Delivery, Subscription};
 use crate::session::access::{Access, NotActive, Principal};
 use crate::session::{Entry, Session};
@@ -119,6 +119,8 @@ struct Connection<S> {
     /// Trust (CRL) changes, with the (CA id, serial) to look for.
     revocation: Option<(watch::Receiver<u64>, String, Vec<u8>)>,
     counters: Arc<ConnCounters>,
+    /// The observer's per-topic counts for this connection, if it wants them.
+    topic_counters: Option<Arc<dyn TopicCounters>>,
     /// Effective keep-alive; zero disables the check.
     keep_alive: Duration,
     will: Option<LastWill>,
