@@ -8,6 +8,7 @@
 pub mod authz;
 pub mod codec;
 mod hub;
+pub mod intercept;
 pub mod message;
 pub mod net;
 pub mod observer;

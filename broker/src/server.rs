@@ -10,6 +10,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::authz::Policy;
 use crate::hub::Hub;
+use crate::intercept::Interceptor;
 use crate::net::tls::{
     server_config, CrlWatcher, CrlWatcherHandle, DeviceAcceptor, DeviceVerifier, TrustSnapshot,
     TrustStore,
@@ -56,6 +57,9 @@ pub struct Services {
     /// TCP) clients can be served.
     pub registry: Option<Registry>,
     pub observer: Arc<dyn Observer>,
+    /// Sees authorized PUBLISHes under its topic prefix before they are
+    /// routed, and may consume and answer them (see `intercept`).
+    pub interceptor: Option<Arc<dyn Interceptor>>,
 }
 
 impl Default for Services {
@@ -63,6 +67,7 @@ impl Default for Services {
         Services {
             registry: None,
             observer: Arc::new(NoopObserver),
+            interceptor: None,
         }
     }
 }

@@ -14,13 +14,17 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wardmq_broker::codec::{
-    self, Connect, Packet, Properties, Protocol, Publish, QoS, Subscribe, SubscriptionOptions,
+    self, reason, Ack, Connect, Packet, Properties, Protocol, Publish, QoS, Subscribe,
+    SubscriptionOptions,
 };
+use wardmq_broker::intercept::{Intercepted, Interceptor, Reply};
 use wardmq_broker::observer::{ConnCounters, Observer, TopicCounters};
 use wardmq_broker::server::{Server, Services};
 use wardmq_broker::settings::Settings;
 
 const WAIT: Duration = Duration::from_secs(5);
+/// How long "nothing arrives" is watched for.
+const QUIET: Duration = Duration::from_millis(300);
 
 /// Everything allowed, except publishing on `denied`.
 const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
@@ -118,6 +122,22 @@ impl Mqtt {
                 Ok(Ok(_)) => {}
             }
         }
+    }
+
+    /// Asserts nothing arrives for a while.
+    async fn quiet(&mut self) {
+        if let Some(p) = self.recv_within(QUIET).await {
+            panic!("expected nothing, got {p:?}");
+        }
+    }
+
+    /// The next `n` packets, in whatever order the broker sent them.
+    async fn next_n(&mut self, n: usize) -> Vec<Packet> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(self.recv().await.expect("connection open"));
+        }
+        out
     }
 
     async fn subscribe(&mut self, filter: &str, qos: QoS) {
@@ -242,6 +262,168 @@ async fn topic_counters_from_the_observer_count_every_publish_in_and_out() {
             "out t/a",
             "in denied 1",
         ]
+    );
+    b.server.shutdown().await;
+}
+
+/// Every client may publish and receive only under its own thing's topics
+/// (and under `plain/`), like a typical device policy.
+const DEVICE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
+  {"Effect":"Allow","Action":["iot:Connect","iot:Subscribe"],"Resource":"*"},
+  {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":[
+    "arn:aws:iot:us-east-1:123456789012:topic/$aws/things/${iot:ClientId}/*",
+    "arn:aws:iot:us-east-1:123456789012:topic/plain/*"]}
+]}"#;
+
+/// Consumes `…/report` and answers on `…/report/accepted`; routes the rest
+/// of its prefix. Records what it saw.
+#[derive(Default)]
+struct Reports {
+    seen: Mutex<Vec<String>>,
+}
+
+impl Interceptor for Reports {
+    fn prefix(&self) -> &str {
+        "$aws/things/"
+    }
+
+    fn intercept(&self, client_id: &str, topic: &str, payload: &[u8]) -> Intercepted {
+        let payload = String::from_utf8_lossy(payload);
+        let seen = format!("{client_id} {topic} {payload}");
+        self.seen.lock().expect("lock").push(seen);
+        if !topic.ends_with("/report") {
+            return Intercepted::Route;
+        }
+        Intercepted::Consume(vec![
+            Reply {
+                topic: format!("{topic}/accepted"),
+                payload: format!("got {payload}").into_bytes(),
+            },
+            // Dropped (and logged), not a reason to fail the others.
+            Reply {
+                topic: "bad/+".into(),
+                payload: Vec::new(),
+            },
+        ])
+    }
+}
+
+async fn start_intercepting() -> (Broker, Arc<Reports>) {
+    let reports = Arc::new(Reports::default());
+    let services = Services {
+        interceptor: Some(reports.clone()),
+        ..Services::default()
+    };
+    (start(services, DEVICE_POLICY).await, reports)
+}
+
+fn dropped(b: &Broker) -> u64 {
+    b.server
+        .stats()
+        .messages_dropped
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn intercepted_publishes_are_consumed_acknowledged_and_answered() {
+    let (b, reports) = start_intercepting().await;
+    // Subscribed to the report topic and its replies.
+    let mut dev = Mqtt::v5(b.addr, "dev1").await;
+    dev.subscribe("$aws/things/dev1/report/#", QoS::AtLeastOnce)
+        .await;
+    // Subscribed to everyone's reports and replies, but may receive none
+    // of dev1's.
+    let mut nosy = Mqtt::v5(b.addr, "nosy").await;
+    nosy.subscribe("$aws/things/+/report/#", QoS::AtLeastOnce)
+        .await;
+
+    let topic = "$aws/things/dev1/report";
+    for (qos, pkid) in [
+        (QoS::AtMostOnce, 0),
+        (QoS::AtLeastOnce, 1),
+        (QoS::ExactlyOnce, 2),
+    ] {
+        let before = dropped(&b);
+        dev.publish(topic, b"r", qos, pkid).await;
+        let expected = if qos == QoS::AtMostOnce { 1 } else { 2 };
+        let mut reply = None;
+        for packet in dev.next_n(expected).await {
+            match packet {
+                Packet::Publish(p) => reply = Some(p),
+                Packet::PubAck(a) if qos == QoS::AtLeastOnce => {
+                    assert_eq!((a.pkid, a.reason), (pkid, reason::SUCCESS), "PUBACK")
+                }
+                Packet::PubRec(a) if qos == QoS::ExactlyOnce => {
+                    assert_eq!((a.pkid, a.reason), (pkid, reason::SUCCESS), "PUBREC")
+                }
+                other => panic!("{qos:?}: unexpected {other:?}"),
+            }
+        }
+        let reply = reply.expect("the reply");
+        assert_eq!(reply.topic, "$aws/things/dev1/report/accepted");
+        assert_eq!(&reply.payload[..], b"got r");
+        assert_eq!((reply.qos, reply.retain), (QoS::AtMostOnce, false));
+        if qos == QoS::ExactlyOnce {
+            dev.send(Packet::PubRel(Ack::new(pkid))).await;
+            match dev.recv().await {
+                Some(Packet::PubComp(c)) => {
+                    assert_eq!((c.pkid, c.reason), (pkid, reason::SUCCESS), "PUBCOMP")
+                }
+                other => panic!("expected PUBCOMP, got {other:?}"),
+            }
+        }
+        // The reply reached nosy's connection and was refused there
+        // (iot:Receive); the report itself was never routed to anyone.
+        nosy.quiet().await;
+        assert_eq!(dropped(&b), before + 1, "{qos:?}: the reply to nosy");
+        dev.quiet().await;
+    }
+    assert_eq!(reports.seen.lock().expect("lock").len(), 3);
+    b.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn publishes_the_interceptor_does_not_consume_are_routed_as_usual() {
+    let (b, reports) = start_intercepting().await;
+    let mut dev = Mqtt::v5(b.addr, "dev1").await;
+    dev.subscribe("$aws/things/dev1/#", QoS::AtLeastOnce).await;
+    dev.subscribe("plain/#", QoS::AtLeastOnce).await;
+    let mut other = Mqtt::v5(b.addr, "dev2").await;
+
+    // Under the prefix, routed by the interceptor's choice.
+    dev.publish("$aws/things/dev1/shadow", b"s", QoS::AtLeastOnce, 1)
+        .await;
+    // Outside the prefix: the interceptor never sees it.
+    other.publish("plain/x", b"p", QoS::AtLeastOnce, 1).await;
+    // Not authorized: refused before the interceptor could see it.
+    other
+        .publish("$aws/things/dev1/report", b"forged", QoS::AtLeastOnce, 2)
+        .await;
+    let mut got = Vec::new();
+    for packet in dev.next_n(3).await {
+        match packet {
+            Packet::Publish(p) => got.push(p.topic),
+            Packet::PubAck(a) => assert_eq!((a.pkid, a.reason), (1, reason::SUCCESS)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    got.sort();
+    assert_eq!(got, vec!["$aws/things/dev1/shadow", "plain/x"]);
+    let acks = other.next_n(2).await;
+    assert_eq!(
+        acks,
+        vec![
+            Packet::PubAck(Ack::new(1)),
+            Packet::PubAck(Ack {
+                reason: reason::NOT_AUTHORIZED,
+                ..Ack::new(2)
+            }),
+        ]
+    );
+    dev.quiet().await;
+    assert_eq!(
+        *reports.seen.lock().expect("lock"),
+        vec!["dev1 $aws/things/dev1/shadow s"]
     );
     b.server.shutdown().await;
 }

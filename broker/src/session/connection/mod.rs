@@ -22,6 +22,7 @@ use crate::codec::{
     Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 use crate::hub::Hub;
+use crate::intercept::{Intercepted, Reply};
 use crate::message::{now_ms, Message, MessageProperties};
 use crate::net::transport::ReadError;
 use crate::net::Transport;
