@@ -357,6 +357,21 @@ impl Hub {
         }
     }
 
+    /// Tells the connection serving `client_id` to close with `reason`;
+    /// false if none does, or it has been told already (see `attach`).
+    pub fn disconnect(&self, client_id: &str, reason: u8) -> bool {
+        let Some(session) = self.sessions.get(client_id).map(|s| s.value().clone()) else {
+            return false;
+        };
+        let kick = session
+            .state
+            .lock()
+            .attachment
+            .as_mut()
+            .and_then(|a| a.kick.take());
+        kick.is_some_and(|kick| kick.send(reason).is_ok())
+    }
+
     /// A connection lets go of its session. A session with expiry 0 ends
     /// now; others wait offline until they expire. Returns store ops.
     pub fn detach(self: &Arc<Self>, session: &Arc<Session>, conn_id: u64, ops: &mut Vec<Op>) {

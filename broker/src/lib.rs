@@ -12,6 +12,7 @@ pub mod intercept;
 pub mod message;
 pub mod net;
 pub mod observer;
+pub mod publisher;
 pub mod registry;
 pub mod router;
 pub mod scope;

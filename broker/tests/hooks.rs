@@ -1,6 +1,6 @@
 //! The broker's hooks for the co-located defender, over real sockets:
 //! per-topic counters handed back by the observer, the publish interceptor,
-//! and the broker's own publish handle.
+//! and the broker's own handle for publishing and disconnecting.
 //!
 //! Client packets are built with the broker's codec (differential-tested
 //! against mqttbytes elsewhere); every wait is bounded by `WAIT`.
@@ -14,12 +14,13 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wardmq_broker::codec::{
-    self, reason, Ack, Connect, Packet, Properties, Protocol, Publish, QoS, Subscribe,
+    self, reason, Ack, ConnAck, Connect, Packet, Properties, Protocol, Publish, QoS, Subscribe,
     SubscriptionOptions,
 };
 use wardmq_broker::intercept::{Intercepted, Interceptor, Reply};
 use wardmq_broker::observer::{ConnCounters, Observer, TopicCounters};
-use wardmq_broker::server::{Server, Services};
+use wardmq_broker::publisher::{PublishError, Publisher};
+use wardmq_broker::server::{Server, Services, StartError};
 use wardmq_broker::settings::Settings;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -35,26 +36,50 @@ const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
 struct Broker {
     server: Server,
     addr: SocketAddr,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
-async fn start(services: Services, policy: &str) -> Broker {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let settings = Settings {
+fn settings(dir: &TempDir, policy: &str) -> Settings {
+    Settings {
         data_dir: dir.path().to_path_buf(),
         tcp: Some("127.0.0.1:0".parse().expect("addr")),
         anonymous_policies: vec![policy.to_owned()],
         ..Settings::default()
-    };
-    let server = Server::start_with(settings, services)
+    }
+}
+
+async fn start(services: Services, policy: &str) -> Broker {
+    start_at(tempfile::tempdir().expect("temp dir"), services, policy).await
+}
+
+/// Starts on a data directory (of a broker shut down before).
+async fn start_at(dir: TempDir, services: Services, policy: &str) -> Broker {
+    let server = Server::start_with(settings(&dir, policy), services)
         .await
         .expect("broker starts");
     let addr = server.tcp_addr().expect("tcp listener");
-    Broker {
-        server,
-        addr,
-        _dir: dir,
+    Broker { server, addr, dir }
+}
+
+fn connect_packet(client_id: &str, protocol: Protocol) -> Connect {
+    Connect {
+        protocol,
+        clean_start: true,
+        keep_alive: 60,
+        client_id: client_id.to_owned(),
+        will: None,
+        username: None,
+        password: None,
+        properties: Properties::default(),
     }
+}
+
+/// A v5 session that outlives its connection.
+fn persistent(client_id: &str) -> Connect {
+    let mut c = connect_packet(client_id, Protocol::V5);
+    c.clean_start = false;
+    c.properties.session_expiry_interval = Some(300);
+    c
 }
 
 struct Mqtt {
@@ -64,29 +89,27 @@ struct Mqtt {
 }
 
 impl Mqtt {
-    async fn connect(addr: SocketAddr, client_id: &str, protocol: Protocol) -> Mqtt {
+    async fn connect_with(addr: SocketAddr, c: Connect) -> (Mqtt, ConnAck) {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let mut m = Mqtt {
             stream,
             buf: BytesMut::new(),
-            protocol,
+            protocol: c.protocol,
         };
-        m.send(Packet::Connect(Connect {
-            protocol,
-            clean_start: true,
-            keep_alive: 60,
-            client_id: client_id.to_owned(),
-            will: None,
-            username: None,
-            password: None,
-            properties: Properties::default(),
-        }))
-        .await;
+        m.send(Packet::Connect(c)).await;
         match m.recv().await {
-            Some(Packet::ConnAck(ack)) => assert_eq!(ack.reason, 0, "CONNACK"),
+            Some(Packet::ConnAck(ack)) => {
+                assert_eq!(ack.reason, 0, "CONNACK");
+                (m, ack)
+            }
             other => panic!("expected CONNACK, got {other:?}"),
         }
-        m
+    }
+
+    async fn connect(addr: SocketAddr, client_id: &str, protocol: Protocol) -> Mqtt {
+        Mqtt::connect_with(addr, connect_packet(client_id, protocol))
+            .await
+            .0
     }
 
     async fn v5(addr: SocketAddr, client_id: &str) -> Mqtt {
@@ -122,6 +145,15 @@ impl Mqtt {
                 Ok(Ok(_)) => {}
             }
         }
+    }
+
+    /// Asserts the broker sends DISCONNECT with `code` and then closes.
+    async fn expect_disconnect(&mut self, code: u8) {
+        match self.recv().await {
+            Some(Packet::Disconnect(d)) => assert_eq!(d.reason, code, "DISCONNECT reason"),
+            other => panic!("expected DISCONNECT {code:#x}, got {other:?}"),
+        }
+        assert_eq!(self.recv().await, None, "closed after DISCONNECT");
     }
 
     /// Asserts nothing arrives for a while.
@@ -425,5 +457,137 @@ async fn publishes_the_interceptor_does_not_consume_are_routed_as_usual() {
         *reports.seen.lock().expect("lock"),
         vec!["dev1 $aws/things/dev1/shadow s"]
     );
+    b.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_publisher_reaches_the_subscribers_who_may_receive() {
+    // Made before the server, as the defender makes it.
+    let publisher = Publisher::new();
+    assert!(!publisher.is_bound());
+    assert_eq!(
+        publisher.publish("plain/x", "early", QoS::AtMostOnce, false),
+        Err(PublishError::NotRunning)
+    );
+    let services = Services {
+        publisher: publisher.clone(),
+        ..Services::default()
+    };
+    let b = start(services, DEVICE_POLICY).await;
+    assert!(publisher.is_bound());
+    let mut dev = Mqtt::v5(b.addr, "dev1").await;
+    dev.subscribe("$aws/things/dev1/#", QoS::AtLeastOnce).await;
+    // Subscribed, but may not receive dev1's topics.
+    let mut nosy = Mqtt::v5(b.addr, "nosy").await;
+    nosy.subscribe("$aws/things/+/alerts", QoS::AtLeastOnce)
+        .await;
+
+    let before = dropped(&b);
+    let queued = publisher.publish("$aws/things/dev1/alerts", "a1", QoS::AtLeastOnce, false);
+    assert_eq!(queued, Ok(2));
+    let p = dev.next_publish().await;
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..], p.qos, p.retain),
+        (
+            "$aws/things/dev1/alerts",
+            &b"a1"[..],
+            QoS::AtLeastOnce,
+            false
+        )
+    );
+    dev.send(Packet::PubAck(Ack::new(p.pkid))).await;
+    nosy.quiet().await;
+    assert_eq!(dropped(&b), before + 1, "refused at nosy's delivery");
+
+    // From sync code on a plain thread, through the server's handle.
+    let from_thread = b.server.publisher();
+    let sent = std::thread::spawn(move || {
+        from_thread.publish("$aws/things/dev1/alerts", "a2", QoS::AtMostOnce, false)
+    })
+    .join()
+    .expect("thread");
+    assert_eq!(sent, Ok(2));
+    assert_eq!(&dev.next_publish().await.payload[..], b"a2");
+
+    // Retained like a client's message: a later subscriber gets it.
+    let retained = publisher.publish("plain/status", "up", QoS::AtLeastOnce, true);
+    assert_eq!(retained, Ok(0));
+    let mut late = Mqtt::v5(b.addr, "late").await;
+    late.subscribe("plain/#", QoS::AtLeastOnce).await;
+    let r = late.next_publish().await;
+    assert_eq!(
+        (r.topic.as_str(), &r.payload[..], r.retain),
+        ("plain/status", &b"up"[..], true)
+    );
+
+    let wildcard = publisher.publish("plain/+", "x", QoS::AtMostOnce, false);
+    assert_eq!(wildcard, Err(PublishError::InvalidTopic));
+    // One handle serves one server.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let second = Services {
+        publisher: publisher.clone(),
+        ..Services::default()
+    };
+    match Server::start_with(settings(&dir, POLICY), second).await {
+        Err(StartError::PublisherInUse) => {}
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a second server bound the same publisher"),
+    }
+    b.server.shutdown().await;
+    assert_eq!(
+        publisher.publish("plain/x", "late", QoS::AtMostOnce, false),
+        Err(PublishError::NotRunning)
+    );
+}
+
+#[tokio::test]
+async fn a_durable_broker_publish_waits_for_persistent_sessions_and_survives_a_restart() {
+    let b = start(Services::default(), POLICY).await;
+    let (mut keeper, _) = Mqtt::connect_with(b.addr, persistent("keeper")).await;
+    keeper.subscribe("plain/keep", QoS::AtLeastOnce).await;
+    drop(keeper);
+    let publisher = b.server.publisher();
+    let queued = publisher
+        .publish_durable("plain/keep", "k", QoS::AtLeastOnce, false)
+        .await;
+    assert_eq!(queued, Ok(1));
+    let Broker { server, dir, .. } = b;
+    server.shutdown().await;
+
+    let b = start_at(dir, Services::default(), POLICY).await;
+    let (mut keeper, ack) = Mqtt::connect_with(b.addr, persistent("keeper")).await;
+    assert!(ack.session_present);
+    let p = keeper.next_publish().await;
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..]),
+        ("plain/keep", &b"k"[..])
+    );
+    b.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_publisher_disconnects_a_client_with_the_reason_given() {
+    let b = start(Services::default(), POLICY).await;
+    let publisher = b.server.publisher();
+    let mut bystander = Mqtt::v5(b.addr, "bystander").await;
+    let mut dev = Mqtt::v5(b.addr, "dev1").await;
+    assert!(publisher.disconnect("dev1", reason::ADMINISTRATIVE_ACTION));
+    dev.expect_disconnect(reason::ADMINISTRATIVE_ACTION).await;
+    // Already told: nothing more to do.
+    assert!(!publisher.disconnect("dev1", reason::ADMINISTRATIVE_ACTION));
+    assert!(!publisher.disconnect("nobody", reason::NOT_AUTHORIZED));
+
+    // 3.1.1 has no DISCONNECT from the server: the connection just closes.
+    let mut old = Mqtt::connect(b.addr, "old", Protocol::V311).await;
+    assert!(publisher.disconnect("old", reason::NOT_AUTHORIZED));
+    assert_eq!(old.recv().await, None, "closed");
+
+    // Nobody else noticed, and the client may come back (keeping it out
+    // is the policy's job).
+    bystander.send(Packet::PingReq).await;
+    assert_eq!(bystander.recv().await, Some(Packet::PingResp));
+    let mut again = Mqtt::v5(b.addr, "dev1").await;
+    again.send(Packet::PingReq).await;
+    assert_eq!(again.recv().await, Some(Packet::PingResp));
     b.server.shutdown().await;
 }

@@ -317,7 +317,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                     return Exit::Abnormal;
                 }
                 Event::Kicked(code) => {
-                    self.disconnect_with(code, "session taken over");
+                    let why = if code == reason::SESSION_TAKEN_OVER {
+                        "session taken over"
+                    } else {
+                        tracing::info!(client_id = %self.client_id, code, "disconnected by the broker");
+                        "disconnected by the broker"
+                    };
+                    self.disconnect_with(code, why);
                     return Exit::Abnormal;
                 }
                 Event::Shutdown => {
