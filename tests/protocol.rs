@@ -457,8 +457,8 @@ async fn takeover_closes_the_old_connection_with_0x8e_and_is_reported() {
     let server = Server::start_with(
         settings,
         wardmq_broker::server::Services {
-            registry: None,
             observer: recorder.clone(),
+            ..Default::default()
         },
     )
     .await

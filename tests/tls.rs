@@ -92,6 +92,7 @@ impl Fleet {
             Services {
                 registry: Some(registry.clone()),
                 observer: counts.clone(),
+                ..Services::default()
             },
         )
         .await

@@ -11,12 +11,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use dashmap::DashMap;
 use parking_lot::RwLock;
 use tokio::sync::{oneshot, watch, Notify};
 
 use crate::authz::Policy;
 use crate::codec::{QoS, RetainHandling, SubscriptionOptions};
+use crate::intercept::Hook;
 use crate::message::{now_ms, Message};
 use crate::observer::{DropReason, Observer};
 use crate::registry::Registry;
@@ -56,6 +58,8 @@ pub(crate) struct Hub {
     pub retained: RwLock<RetainedTree<Arc<Message>>>,
     pub store: Store,
     pub observer: Arc<dyn Observer>,
+    /// Consulted on PUBLISHes under its prefix, before routing.
+    pub interceptor: Option<Hook>,
     pub stats: Stats,
     next_conn_id: AtomicU64,
     /// Flips to true when the broker shuts down.
@@ -101,6 +105,7 @@ impl Hub {
             retained: RwLock::new(RetainedTree::new()),
             store,
             observer: services.observer,
+            interceptor: services.interceptor.map(Hook::new),
             stats: Stats::default(),
             next_conn_id: AtomicU64::new(1),
             shutdown,
@@ -352,6 +357,21 @@ impl Hub {
         }
     }
 
+    /// Tells the connection serving `client_id` to close with `reason`;
+    /// false if none does, or it has been told already (see `attach`).
+    pub fn disconnect(&self, client_id: &str, reason: u8) -> bool {
+        let Some(session) = self.sessions.get(client_id).map(|s| s.value().clone()) else {
+            return false;
+        };
+        let kick = session
+            .state
+            .lock()
+            .attachment
+            .as_mut()
+            .and_then(|a| a.kick.take());
+        kick.is_some_and(|kick| kick.send(reason).is_ok())
+    }
+
     /// A connection lets go of its session. A session with expiry 0 ends
     /// now; others wait offline until they expire. Returns store ops.
     pub fn detach(self: &Arc<Self>, session: &Arc<Session>, conn_id: u64, ops: &mut Vec<Op>) {
@@ -510,6 +530,26 @@ impl Hub {
             }
         }
         routed
+    }
+
+    /// Publishes a message of the broker's own (interceptor replies, the
+    /// `Publisher` handle) like any other: every subscriber's connection
+    /// checks `iot:Receive` before delivering it, as for every message.
+    /// `None` if `topic` is not a valid topic name.
+    pub fn publish_own(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        ops: &mut Vec<Op>,
+        scratch: &mut HashMap<Arc<str>, Delivery>,
+    ) -> Option<Routed> {
+        if !crate::topic::valid_topic_name(topic) {
+            return None;
+        }
+        let message = Message::from_broker(topic.into(), payload, qos, retain);
+        Some(self.publish(Arc::new(message), ops, scratch))
     }
 
     /// Queues one message for one session and wakes its connection.

@@ -8,9 +8,11 @@
 pub mod authz;
 pub mod codec;
 mod hub;
+pub mod intercept;
 pub mod message;
 pub mod net;
 pub mod observer;
+pub mod publisher;
 pub mod registry;
 pub mod router;
 pub mod scope;

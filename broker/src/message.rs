@@ -31,10 +31,15 @@ pub struct Message {
     /// Unix time in milliseconds after which it must not be delivered
     /// (from the v5 Message Expiry Interval); `None` never expires.
     pub expires_at_ms: Option<u64>,
-    /// Client ID of the publisher, for No Local; empty for wills and
-    /// broker-generated messages.
+    /// Client ID of the publisher, for No Local; [`BROKER_PUBLISHER`] for
+    /// messages the broker publishes itself.
     pub publisher: Arc<str>,
 }
+
+/// The publisher of the broker's own messages: empty, which no client ID
+/// can be (an empty client ID is replaced by an assigned one at CONNECT),
+/// so No Local never hides them from a client.
+pub const BROKER_PUBLISHER: &str = "";
 
 impl Message {
     /// Builds the message a PUBLISH carries (topic already resolved from any
@@ -57,6 +62,19 @@ impl Message {
                 .message_expiry_interval
                 .map(|s| now_ms().saturating_add(u64::from(s) * 1000)),
             publisher,
+        }
+    }
+
+    /// A message the broker publishes itself, with no properties.
+    pub fn from_broker(topic: Arc<str>, payload: Bytes, qos: QoS, retain: bool) -> Message {
+        Message {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties: MessageProperties::default(),
+            expires_at_ms: None,
+            publisher: BROKER_PUBLISHER.into(),
         }
     }
 

@@ -5,6 +5,9 @@
 //! The hot path is not: each connection owns a [`ConnCounters`] that it bumps
 //! with relaxed atomic adds, and hands a clone of the `Arc` to the observer
 //! once, at connect; the observer reads the counters on its own schedule.
+//! Counts split by topic are the observer's business: it may hand back its
+//! own [`TopicCounters`] at connect, which the connection then calls for
+//! every PUBLISH in and out (and without one, calls nothing).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +42,23 @@ impl ConnCounters {
     }
 }
 
+/// Per-connection counts split by topic (the defender's TOPIC_FILTER
+/// dimensions), owned by the observer. Called inline on the connection
+/// task for every PUBLISH, so implementations must be as cheap as
+/// `ConnCounters`: no locks, no allocation, no blocking.
+pub trait TopicCounters: Send + Sync {
+    /// A PUBLISH from the client on `topic` (topic alias resolved) with a
+    /// payload of `bytes`. Called for the same messages as
+    /// `ConnCounters::publishes_in`, authorized or not, except one that
+    /// breaks the protocol before its topic is known (it ends the
+    /// connection).
+    fn publish_in(&self, topic: &str, bytes: usize);
+
+    /// A PUBLISH delivered to the client on `topic` (the same messages as
+    /// `ConnCounters::publishes_out`).
+    fn publish_out(&self, topic: &str);
+}
+
 /// Why a message meant for a session was not delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
@@ -66,14 +86,17 @@ pub trait Observer: Send + Sync + 'static {
     /// CONNECT was refused (CONNACK reason >= 0x80) or never arrived.
     fn connect_refused(&self, _peer: SocketAddr, _client_id: Option<&str>, _reason: u8) {}
 
-    /// A session is now served by this connection.
+    /// A session is now served by this connection. Returning counters
+    /// makes the connection call them for every PUBLISH in and out; `None`
+    /// (the default) costs the PUBLISH path nothing.
     fn connected(
         &self,
         _client_id: &str,
         _peer: SocketAddr,
         _protocol: Protocol,
         _counters: &Arc<ConnCounters>,
-    ) {
+    ) -> Option<Arc<dyn TopicCounters>> {
+        None
     }
 
     /// A client ID connected while already connected elsewhere; the old

@@ -10,12 +10,14 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::authz::Policy;
 use crate::hub::Hub;
+use crate::intercept::Interceptor;
 use crate::net::tls::{
     server_config, CrlWatcher, CrlWatcherHandle, DeviceAcceptor, DeviceVerifier, TrustSnapshot,
     TrustStore,
 };
 use crate::net::{follow_registry, listen_tcp, listen_tls, snapshot_from};
 use crate::observer::{NoopObserver, Observer};
+use crate::publisher::Publisher;
 use crate::registry::Registry;
 use crate::settings::{Settings, TlsSettings};
 use crate::store::Store;
@@ -43,6 +45,8 @@ pub enum StartError {
     },
     #[error("TLS configuration: {0}")]
     Tls(#[from] crate::net::tls::TlsError),
+    #[error("the publisher handed in Services is already bound to another server")]
+    PublisherInUse,
     #[error("cannot bind {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -56,6 +60,12 @@ pub struct Services {
     /// TCP) clients can be served.
     pub registry: Option<Registry>,
     pub observer: Arc<dyn Observer>,
+    /// Sees authorized PUBLISHes under its topic prefix before they are
+    /// routed, and may consume and answer them (see `intercept`).
+    pub interceptor: Option<Arc<dyn Interceptor>>,
+    /// Bound to this server when it starts, so a component made before the
+    /// server (the defender) can publish and disconnect through it.
+    pub publisher: Publisher,
 }
 
 impl Default for Services {
@@ -63,6 +73,8 @@ impl Default for Services {
         Services {
             registry: None,
             observer: Arc::new(NoopObserver),
+            interceptor: None,
+            publisher: Publisher::new(),
         }
     }
 }
@@ -77,6 +89,7 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     permits: Arc<Semaphore>,
     max_connections: u32,
+    publisher: Publisher,
 }
 
 impl Server {
@@ -111,7 +124,13 @@ impl Server {
             u32::try_from(settings.limits.max_connections).unwrap_or(u32::MAX >> 4);
         let permits = Arc::new(Semaphore::new(max_connections as usize));
         let tcp = settings.tcp;
+        let publisher = services.publisher.clone();
         let hub = Arc::new(Hub::new(settings, store, services, anonymous, shutdown_rx));
+        // Before recovery and the listeners start tasks: a failed start
+        // leaves nothing running.
+        if !publisher.bind(&hub, tokio::runtime::Handle::current()) {
+            return Err(StartError::PublisherInUse);
+        }
         hub.recover(recovered);
 
         let (tls_addr, crl_watcher) = match hub.settings.tls.clone() {
@@ -140,6 +159,7 @@ impl Server {
             shutdown,
             permits,
             max_connections,
+            publisher,
         })
     }
 
@@ -151,6 +171,12 @@ impl Server {
     /// The bound mutual-TLS listener address, if it is enabled.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.tls_addr
+    }
+
+    /// Publishes and disconnects as this broker (the handle given in
+    /// `Services`, or a fresh one bound at start).
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.clone()
     }
 
     /// Broker-wide counters.

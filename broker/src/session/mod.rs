@@ -26,7 +26,8 @@ pub(crate) struct Attachment {
     /// Identifies the connection, so a late detach cannot detach a newer one.
     pub conn_id: u64,
     pub peer: SocketAddr,
-    /// Sends the reason code the connection closes with (0x8E takeover).
+    /// Sends the reason code the connection closes with (0x8E takeover,
+    /// or whatever `Publisher::disconnect` was given). Taken when used.
     pub kick: Option<oneshot::Sender<u8>>,
     /// Completes when the connection has let go of the session.
     pub released: Arc<Notify>,

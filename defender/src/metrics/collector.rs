@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wardmq_broker::codec::Protocol;
-use wardmq_broker::observer::{ConnCounters, Observer};
+use wardmq_broker::observer::{ConnCounters, Observer, TopicCounters};
 
 use super::dimension::{topic_of_arn, ConnTopicCounters, DimensionFilters, TopicDimension};
 use super::ip::{IpBook, IpEvent};
@@ -248,7 +248,7 @@ impl Observer for Collector {
         peer: SocketAddr,
         _protocol: Protocol,
         counters: &Arc<ConnCounters>,
-    ) {
+    ) -> Option<Arc<dyn TopicCounters>> {
         self.record_ip(peer, IpEvent::Connect);
         let filters = self.filters();
         let topics =
@@ -260,8 +260,10 @@ impl Observer for Collector {
             st.disconnected_since = None;
             // One connection is the rule, two only during a takeover.
             st.conns.reserve_exact(1);
-            st.conns.push(LiveConn::new(peer, counters, topics));
+            st.conns.push(LiveConn::new(peer, counters, topics.clone()));
         });
+        // The broker bumps them on every PUBLISH; none without dimensions.
+        topics.map(|t| t as Arc<dyn TopicCounters>)
     }
 
     fn session_taken_over(&self, _client_id: &str, _old_peer: SocketAddr, _new_peer: SocketAddr) {

@@ -134,6 +134,18 @@ impl ConnTopicCounters {
     }
 }
 
+/// What the broker calls: the connection holds these counters (handed back
+/// by `Collector::connected`) and bumps them for every PUBLISH in and out.
+impl wardmq_broker::observer::TopicCounters for ConnTopicCounters {
+    fn publish_in(&self, topic: &str, bytes: usize) {
+        ConnTopicCounters::publish_in(self, topic, bytes);
+    }
+
+    fn publish_out(&self, topic: &str) {
+        ConnTopicCounters::publish_out(self, topic);
+    }
+}
+
 /// The topic an authorization failure was about, from its resource ARN
 /// (`arn:aws:iot:REGION:ACCOUNT:topic/a/b` or `…:topicfilter/a/+`); `None`
 /// for `client/…` (iot:Connect), which no topic dimension can match.

@@ -324,6 +324,34 @@ fn dims(c: &Collector) {
     }]);
 }
 
+/// The broker keeps what `connected` returns and bumps it; it must be the
+/// connection's own counters, and nothing without a dimension.
+#[test]
+fn connected_hands_the_broker_the_connections_topic_counters() {
+    let (_t, c) = clock();
+    let k = Arc::new(ConnCounters::default());
+    assert!(c
+        .connected("t0", peer("10.0.0.1:1"), Protocol::V5, &k)
+        .is_none());
+    dims(&c);
+    let handed = c
+        .connected("t1", peer("10.0.0.2:1"), Protocol::V5, &k)
+        .expect("a dimension exists");
+    let held = c
+        .topic_counters("t1", peer("10.0.0.2:1"))
+        .expect("kept by the collector");
+    assert!(std::ptr::addr_eq(Arc::as_ptr(&handed), Arc::as_ptr(&held)));
+    publish_in(&k, 7);
+    handed.publish_in("device/1/auth", 7);
+    let s = c.close_period(Timestamp::from_millis(5 * MIN));
+    let m = s.measurement(
+        "t1",
+        NumMessagesSent,
+        Some(("auth", DimensionValueOperator::In)),
+    );
+    assert_eq!(m, Some(Measurement::Count(1)));
+}
+
 #[test]
 fn topic_filter_dimensions() {
     use DimensionValueOperator::{In, NotIn};

@@ -181,7 +181,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
 
         let client_receive_max = connect.properties.receive_maximum.unwrap_or(u16::MAX);
         let counters = Arc::new(ConnCounters::default());
-        hub.observer
+        let topic_counters = hub
+            .observer
             .connected(&client_id, peer, protocol, &counters);
         tracing::debug!(client_id = %client_id, %peer, ?protocol, "connected");
         Some(Connection {
@@ -200,6 +201,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             registry_changes,
             revocation,
             counters,
+            topic_counters,
             keep_alive: Duration::from_secs(u64::from(keep_alive)),
             will: connect.will,
             inbound_aliases: HashMap::new(),

@@ -34,6 +34,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             None => p.topic.as_str().into(),
         };
+        if let Some(t) = &self.topic_counters {
+            t.publish_in(&topic, p.payload.len());
+        }
 
         if p.qos != QoS::AtMostOnce {
             let inflight = self.pending_qos1 + self.session.state.lock().inbound.len();
@@ -88,15 +91,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             };
         }
 
-        let message = Arc::new(Message::from_publish(&p, topic, self.client_id.clone()));
-        let mut ops = Vec::new();
-        let routed = self.hub.publish(message, &mut ops, &mut self.scratch);
-        if p.qos != QoS::AtMostOnce && self.paused.is_none() {
-            if let Some(session) = routed.backlogged {
-                self.paused = Some((session, Instant::now() + FLOW_CONTROL_MAX_PAUSE));
+        // The only cost for topics outside the prefix: one `starts_with`.
+        let consumed = match &self.hub.interceptor {
+            Some(hook) if topic.starts_with(&*hook.prefix) => {
+                match hook
+                    .interceptor
+                    .intercept(&self.client_id, &topic, &p.payload)
+                {
+                    Intercepted::Route => None,
+                    Intercepted::Consume(replies) => Some(replies),
+                }
             }
-        }
-        let delivered = routed.sessions;
+            _ => None,
+        };
+
+        let mut ops = Vec::new();
+        let code = match consumed {
+            Some(replies) => {
+                self.publish_replies(replies, &mut ops);
+                // Handled by the broker: success, whoever else listens.
+                reason::SUCCESS
+            }
+            None => {
+                let message = Arc::new(Message::from_publish(&p, topic, self.client_id.clone()));
+                let routed = self.hub.publish(message, &mut ops, &mut self.scratch);
+                if p.qos != QoS::AtMostOnce && self.paused.is_none() {
+                    if let Some(session) = routed.backlogged {
+                        self.paused = Some((session, Instant::now() + FLOW_CONTROL_MAX_PAUSE));
+                    }
+                }
+                if routed.sessions == 0 && self.v5() {
+                    reason::NO_MATCHING_SUBSCRIBERS
+                } else {
+                    reason::SUCCESS
+                }
+            }
+        };
+        // Consumed or routed, a QoS 2 publish completes the usual way.
         if p.qos == QoS::ExactlyOnce {
             let persistent = {
                 let mut st = self.session.state.lock();
@@ -110,11 +141,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 });
             }
         }
-        let code = if delivered == 0 && self.v5() {
-            reason::NO_MATCHING_SUBSCRIBERS
-        } else {
-            reason::SUCCESS
-        };
         match ack(code) {
             Some(a) => {
                 if p.qos == QoS::AtLeastOnce {
@@ -125,6 +151,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             None => {
                 self.hub.persist(ops).await;
                 None
+            }
+        }
+    }
+
+    /// Publishes an interceptor's replies as the broker: QoS 0, not
+    /// retained, so they add no store ops and never pause this publisher.
+    fn publish_replies(&mut self, replies: Vec<Reply>, ops: &mut Vec<Op>) {
+        for r in replies {
+            let routed = self.hub.publish_own(
+                &r.topic,
+                r.payload.into(),
+                QoS::AtMostOnce,
+                false,
+                ops,
+                &mut self.scratch,
+            );
+            if routed.is_none() {
+                tracing::warn!(client_id = %self.client_id, topic = %r.topic, "interceptor reply has an invalid topic; dropped");
             }
         }
     }

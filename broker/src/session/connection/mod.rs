@@ -22,10 +22,11 @@ use crate::codec::{
     Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 use crate::hub::Hub;
+use crate::intercept::{Intercepted, Reply};
 use crate::message::{now_ms, Message, MessageProperties};
 use crate::net::transport::ReadError;
 use crate::net::Transport;
-use crate::observer::{ConnCounters, DropReason};
+use crate::observer::{ConnCounters, DropReason, TopicCounters};
 use crate::router::{Delivery, Subscription};
 use crate::session::access::{Access, NotActive, Principal};
 use crate::session::{Entry, Session};
@@ -119,6 +120,8 @@ struct Connection<S> {
     /// Trust (CRL) changes, with the (CA id, serial) to look for.
     revocation: Option<(watch::Receiver<u64>, String, Vec<u8>)>,
     counters: Arc<ConnCounters>,
+    /// The observer's per-topic counts for this connection, if it wants them.
+    topic_counters: Option<Arc<dyn TopicCounters>>,
     /// Effective keep-alive; zero disables the check.
     keep_alive: Duration,
     will: Option<LastWill>,
@@ -314,7 +317,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                     return Exit::Abnormal;
                 }
                 Event::Kicked(code) => {
-                    self.disconnect_with(code, "session taken over");
+                    let why = if code == reason::SESSION_TAKEN_OVER {
+                        "session taken over"
+                    } else {
+                        tracing::info!(client_id = %self.client_id, code, "disconnected by the broker");
+                        "disconnected by the broker"
+                    };
+                    self.disconnect_with(code, why);
                     return Exit::Abnormal;
                 }
                 Event::Shutdown => {

@@ -57,7 +57,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 continue;
             }
             match self.t.queue(&packet, self.protocol) {
-                Ok(_) => self.counters.publish_out(r.message.payload.len()),
+                Ok(_) => {
+                    self.counters.publish_out(r.message.payload.len());
+                    if let Some(t) = &self.topic_counters {
+                        t.publish_out(&r.message.topic);
+                    }
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot encode a queued message");
                     finished.push((e.seq, r.qos, DropReason::TooLargeForClient));
