@@ -2,9 +2,11 @@
 //! and, once the broker runs, the broker's side of device reports.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use tracing::info;
+use wardmq_broker::codec::QoS;
+use wardmq_broker::publisher::Publisher;
 use wardmq_broker::registry::Registry;
 use wardmq_defender::alerts::{sink_name, sns_message, AlertRouter};
 use wardmq_defender::detect::model::ViolationEvent;
@@ -27,18 +29,13 @@ impl AlertSender for Alerts {
     }
 }
 
-/// The broker's publish function, set once the broker runs (MQTT alert
-/// sinks need it; the defender starts first because the broker needs its
-/// observer).
-pub type LatePublish = Arc<OnceLock<Box<dyn Fn(&str, Vec<u8>) + Send + Sync>>>;
-
 /// Opens `defender.redb` in `data_dir` and starts the defender, or `None`
 /// when it is disabled.
 pub fn start(
     settings: DefenderSettings,
     data_dir: &Path,
     registry: &Registry,
-    publish: LatePublish,
+    publisher: Publisher,
 ) -> Result<Option<Defender>, String> {
     if !settings.enabled {
         info!("defender disabled");
@@ -48,9 +45,10 @@ pub fn start(
         DefenderDb::open(data_dir).map_err(|e| format!("cannot open the defender store: {e}"))?;
     let router = AlertRouter::new(
         &settings.alert_sinks,
-        Arc::new(move |topic: &str, body: Vec<u8>| match publish.get() {
-            Some(p) => p(topic, body),
-            None => tracing::warn!(topic, "broker not running yet; MQTT alert dropped"),
+        Arc::new(move |topic: &str, body: Vec<u8>| {
+            if let Err(e) = publisher.publish(topic, body, QoS::AtLeastOnce, false) {
+                tracing::warn!(topic, error = ?e, "MQTT alert not published");
+            }
         }),
     )
     .map_err(|e| format!("invalid alert sink: {e}"))?;

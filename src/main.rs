@@ -13,10 +13,12 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use tracing::{info, warn};
 use wardmq::pki;
+use wardmq_broker::publisher::Publisher;
 use wardmq_broker::registry::Registry;
 use wardmq_broker::server::{Server, Services};
 
@@ -177,8 +179,8 @@ async fn run(parts: Parts) -> ExitCode {
         },
         None => None,
     };
-    let publish = defend::LatePublish::default();
-    let defender = match defend::start(defender, &settings.data_dir, &registry, publish.clone()) {
+    let publisher = Publisher::new();
+    let defender = match defend::start(defender, &settings.data_dir, &registry, publisher.clone()) {
         Ok(defender) => defender,
         Err(e) => {
             eprintln!("wardmq: {e}");
@@ -187,10 +189,12 @@ async fn run(parts: Parts) -> ExitCode {
     };
     let mut services = Services {
         registry: Some(registry.clone()),
+        publisher,
         ..Services::default()
     };
     if let Some(d) = &defender {
         services.observer = d.observer();
+        services.interceptor = Some(Arc::new(d.clone()));
     }
     let server = match Server::start_with(settings, services).await {
         Ok(server) => server,

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use wardmq_broker::intercept::{Intercepted, Interceptor, Reply as BrokerReply};
+
 use super::config::{MetricRef, Series};
 use super::period::{alarm_key, commit, store_datapoints};
 use super::{lock, now, Defender, Shared, Work};
@@ -17,6 +19,26 @@ use crate::report::{
 
 /// A message the broker publishes in answer.
 pub type Reply = (String, Vec<u8>);
+
+/// The broker hands the defender every authorized PUBLISH under
+/// `$aws/things/`; only the metrics topics are consumed.
+impl Interceptor for Defender {
+    fn prefix(&self) -> &str {
+        "$aws/things/"
+    }
+
+    fn intercept(&self, _client_id: &str, topic: &str, payload: &[u8]) -> Intercepted {
+        match self.on_publish(topic, payload) {
+            None => Intercepted::Route,
+            Some(replies) => Intercepted::Consume(
+                replies
+                    .into_iter()
+                    .map(|(topic, payload)| BrokerReply { topic, payload })
+                    .collect(),
+            ),
+        }
+    }
+}
 
 impl Defender {
     /// A PUBLISH the broker authorized. `None`: not a metrics report, route
