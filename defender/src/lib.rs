@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alarms;
+pub mod catalog;
 pub mod detect;
 pub mod metrics;
 pub mod report;
