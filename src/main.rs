@@ -19,6 +19,8 @@ use wardmq::pki;
 use wardmq_broker::registry::Registry;
 use wardmq_broker::server::{Server, Services};
 use wardmq_broker::settings::Settings;
+use wardmq_defender::catalog::Catalog;
+use wardmq_defender::store::DefenderDb;
 
 use crate::admin::{AdminServer, AppState, Credentials, Issuer, Origin};
 use crate::config::{AdminSettings, Config};
@@ -159,6 +161,28 @@ async fn run(settings: Settings, admin: AdminSettings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // One handle per process: redb locks the file, so everything of the
+    // defender that needs `defender.redb` shares this one.
+    let defender_db = match DefenderDb::open(&settings.data_dir) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!(
+                "wardmq: cannot open the defender store in {}: {e}",
+                settings.data_dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let catalog = match Catalog::open(&defender_db, registry.clone()) {
+        Ok(catalog) => catalog,
+        Err(e) => {
+            eprintln!(
+                "wardmq: cannot load the Detect configuration from {}: {e}",
+                defender_db.path().display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     let region = settings.scope.region.clone();
     // On a fresh checkout the device listener has no certificates yet: make
     // the dev PKI (CA, server certificate, a demo device) so it can start.
@@ -192,7 +216,7 @@ async fn run(settings: Settings, admin: AdminSettings) -> ExitCode {
     if server.tls_addr().is_none() && server.tcp_addr().is_none() {
         warn!("no listener is enabled; clients cannot connect");
     }
-    let admin_server = match start_admin(&admin, registry, &region).await {
+    let admin_server = match start_admin(&admin, registry, catalog, &region).await {
         Ok(admin_server) => admin_server,
         Err(e) => {
             eprintln!("wardmq: cannot start the admin API: {e}");
@@ -247,6 +271,7 @@ fn announce(addr: SocketAddr) {
 async fn start_admin(
     admin: &AdminSettings,
     registry: Registry,
+    catalog: Catalog,
     region: &str,
 ) -> Result<Option<AdminServer>, String> {
     let Some(listen) = admin.listen else {
@@ -266,6 +291,7 @@ async fn start_admin(
         registry,
         credentials,
         issuer,
+        catalog: Some(catalog),
     };
     let server = AdminServer::start(listen, state)
         .await

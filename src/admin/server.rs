@@ -11,11 +11,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wardmq_broker::registry::Registry;
+use wardmq_defender::catalog::Catalog;
 
 use super::credentials::Credentials;
 use super::issuer::Issuer;
 use super::{
-    auth, ca_certificates, certificates, error, groups, logging, policies, principals, things,
+    auth, ca_certificates, certificates, custom_metrics, dimensions, error, groups, logging,
+    policies, principals, security_profiles, things,
 };
 
 /// What every handler works with.
@@ -23,6 +25,8 @@ pub struct AppState {
     pub registry: Registry,
     pub credentials: Credentials,
     pub issuer: Option<Issuer>,
+    /// The Detect configuration; its routes answer 503 without one.
+    pub catalog: Option<Catalog>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -37,6 +41,9 @@ pub fn router(state: Shared) -> Router {
         .merge(principals::routes())
         .merge(groups::routes())
         .merge(logging::routes())
+        .merge(security_profiles::routes())
+        .merge(dimensions::routes())
+        .merge(custom_metrics::routes())
         // The auth middleware enforces the limit while buffering; this
         // keeps handlers' own body extraction at the same bound.
         .layer(DefaultBodyLimit::max(auth::MAX_BODY_BYTES))

@@ -205,6 +205,11 @@ impl Catalog {
         })
     }
 
+    /// DescribeSecurityProfile.
+    pub fn security_profile(&self, name: &str) -> Result<Arc<SecurityProfile>, CatalogError> {
+        existing(&self.snapshot(), name).cloned()
+    }
+
     /// ListSecurityProfiles, in name order. A filter naming a dimension or
     /// metric that does not exist is ResourceNotFound; `metricName` may
     /// also name a built-in metric.
