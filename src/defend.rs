@@ -1,16 +1,17 @@
 //! Starting the defender next to the broker: its store, its alert routing
 //! and, once the broker runs, the broker's side of device reports.
 
-use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::info;
 use wardmq_broker::codec::QoS;
 use wardmq_broker::publisher::Publisher;
 use wardmq_broker::registry::Registry;
 use wardmq_defender::alerts::{sink_name, sns_message, AlertRouter};
+use wardmq_defender::catalog::Catalog;
 use wardmq_defender::detect::model::ViolationEvent;
-use wardmq_defender::engine::{AlertSender, Defender};
+use wardmq_defender::engine::{AlertSender, Defender, DetectConfig};
 use wardmq_defender::settings::DefenderSettings;
 use wardmq_defender::store::DefenderDb;
 
@@ -29,11 +30,12 @@ impl AlertSender for Alerts {
     }
 }
 
-/// Opens `defender.redb` in `data_dir` and starts the defender, or `None`
+/// Starts the defender on `db`, evaluating what `catalog` holds, or `None`
 /// when it is disabled.
 pub fn start(
     settings: DefenderSettings,
-    data_dir: &Path,
+    db: DefenderDb,
+    catalog: &Catalog,
     registry: &Registry,
     publisher: Publisher,
 ) -> Result<Option<Defender>, String> {
@@ -41,8 +43,6 @@ pub fn start(
         info!("defender disabled");
         return Ok(None);
     }
-    let db =
-        DefenderDb::open(data_dir).map_err(|e| format!("cannot open the defender store: {e}"))?;
     let router = AlertRouter::new(
         &settings.alert_sinks,
         Arc::new(move |topic: &str, body: Vec<u8>| {
@@ -55,5 +55,31 @@ pub fn start(
     let alerts = Arc::new(Alerts(router));
     let defender = Defender::start(settings, db, Some(registry.clone()), alerts)
         .map_err(|e| format!("cannot start the defender: {e}"))?;
+    follow(defender.clone(), catalog.clone());
     Ok(Some(defender))
+}
+
+/// How often the catalog is checked for changes: an API write reaches
+/// evaluation within this time.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Hands every new catalog generation to the defender. Comparing the
+/// generation is one atomic load, so polling costs nothing measurable.
+fn follow(defender: Defender, catalog: Catalog) {
+    let mut seen = None;
+    let mut apply = move || {
+        let snapshot = catalog.snapshot();
+        if seen != Some(snapshot.generation) {
+            seen = Some(snapshot.generation);
+            defender.set_config(&DetectConfig::from_snapshot(&snapshot));
+        }
+    };
+    apply();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
+        loop {
+            tick.tick().await;
+            apply();
+        }
+    });
 }

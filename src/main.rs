@@ -21,6 +21,8 @@ use wardmq::pki;
 use wardmq_broker::publisher::Publisher;
 use wardmq_broker::registry::Registry;
 use wardmq_broker::server::{Server, Services};
+use wardmq_defender::catalog::Catalog;
+use wardmq_defender::store::DefenderDb;
 
 use crate::admin::{AdminServer, AppState, Credentials, Issuer, Origin};
 use crate::config::{AdminSettings, Config, Parts};
@@ -166,6 +168,28 @@ async fn run(parts: Parts) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // One handle per process: redb locks the file, so everything of the
+    // defender that needs `defender.redb` shares this one.
+    let defender_db = match DefenderDb::open(&settings.data_dir) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!(
+                "wardmq: cannot open the defender store in {}: {e}",
+                settings.data_dir.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let catalog = match Catalog::open(&defender_db, registry.clone()) {
+        Ok(catalog) => catalog,
+        Err(e) => {
+            eprintln!(
+                "wardmq: cannot load the Detect configuration from {}: {e}",
+                defender_db.path().display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     let region = settings.scope.region.clone();
     // On a fresh checkout the device listener has no certificates yet: make
     // the dev PKI (CA, server certificate, a demo device) so it can start.
@@ -180,7 +204,13 @@ async fn run(parts: Parts) -> ExitCode {
         None => None,
     };
     let publisher = Publisher::new();
-    let defender = match defend::start(defender, &settings.data_dir, &registry, publisher.clone()) {
+    let defender = match defend::start(
+        defender,
+        defender_db,
+        &catalog,
+        &registry,
+        publisher.clone(),
+    ) {
         Ok(defender) => defender,
         Err(e) => {
             eprintln!("wardmq: {e}");
@@ -212,7 +242,8 @@ async fn run(parts: Parts) -> ExitCode {
     if server.tls_addr().is_none() && server.tcp_addr().is_none() {
         warn!("no listener is enabled; clients cannot connect");
     }
-    let admin_server = match start_admin(&admin, registry, defender.clone(), &region).await {
+    let admin_server = match start_admin(&admin, registry, catalog, defender.clone(), &region).await
+    {
         Ok(admin_server) => admin_server,
         Err(e) => {
             eprintln!("wardmq: cannot start the admin API: {e}");
@@ -271,6 +302,7 @@ fn announce(addr: SocketAddr) {
 async fn start_admin(
     admin: &AdminSettings,
     registry: Registry,
+    catalog: Catalog,
     defender: Option<wardmq_defender::engine::Defender>,
     region: &str,
 ) -> Result<Option<AdminServer>, String> {
@@ -292,6 +324,7 @@ async fn start_admin(
         credentials,
         issuer,
         defender,
+        catalog: Some(catalog),
     };
     let server = AdminServer::start(listen, state)
         .await

@@ -1,11 +1,13 @@
-//! Admin HTTP API: the AWS IoT REST-JSON operations of the registry,
-//! SigV4-authenticated, so `aws iot ... --endpoint-url` and boto3 work
-//! unchanged. One module per resource family; `server` assembles them.
+//! Admin HTTP API: the AWS IoT REST-JSON operations of the registry and
+//! of the Device Defender Detect configuration, SigV4-authenticated, so
+//! `aws iot ... --endpoint-url` and boto3 work unchanged. One module per resource family; `server` assembles them.
 
 mod auth;
 mod ca_certificates;
 mod certificates;
 pub mod credentials;
+mod custom_metrics;
+mod dimensions;
 mod error;
 mod groups;
 pub mod issuer;
@@ -13,6 +15,7 @@ mod logging;
 mod policies;
 mod principals;
 mod request;
+mod security_profiles;
 pub mod server;
 pub mod sigv4;
 mod things;

@@ -11,12 +11,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wardmq_broker::registry::Registry;
+use wardmq_defender::catalog::Catalog;
 
 use super::credentials::Credentials;
 use super::issuer::Issuer;
 use super::{
-    auth, ca_certificates, certificates, error, groups, logging, policies, principals, things,
-    violations,
+    auth, ca_certificates, certificates, custom_metrics, dimensions, error, groups, logging,
+    policies, principals, security_profiles, things, violations,
 };
 
 /// What every handler works with.
@@ -26,6 +27,8 @@ pub struct AppState {
     pub issuer: Option<Issuer>,
     /// `None` when the defender is disabled.
     pub defender: Option<wardmq_defender::engine::Defender>,
+    /// The Detect configuration; its routes answer 503 without one.
+    pub catalog: Option<Catalog>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -41,6 +44,9 @@ pub fn router(state: Shared) -> Router {
         .merge(groups::routes())
         .merge(logging::routes())
         .merge(violations::routes())
+        .merge(security_profiles::routes())
+        .merge(dimensions::routes())
+        .merge(custom_metrics::routes())
         // The auth middleware enforces the limit while buffering; this
         // keeps handlers' own body extraction at the same bound.
         .layer(DefaultBodyLimit::max(auth::MAX_BODY_BYTES))

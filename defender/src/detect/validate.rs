@@ -135,7 +135,7 @@ fn label(index: usize, b: &Behavior) -> String {
 
 /// The name rule shared by profiles, behaviours and dimensions, phrased to
 /// follow the field's name.
-fn name_error(name: &str) -> Option<String> {
+pub(crate) fn name_error(name: &str) -> Option<String> {
     let len = name.chars().count();
     if len == 0 {
         Some("must not be empty".to_owned())

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::catalog::CatalogSnapshot;
+pub use crate::catalog::Target;
 use crate::detect::evaluate::CompiledBehavior;
 use crate::detect::model::{
     Behavior, CustomMetricType, DimensionValueOperator, MetricDimension, MetricToRetain,
@@ -21,6 +23,56 @@ pub struct DetectConfig {
     pub custom_metrics: HashMap<String, CustomMetricType>,
 }
 
+impl DetectConfig {
+    /// The configuration the catalog holds now.
+    pub fn from_snapshot(s: &CatalogSnapshot) -> DetectConfig {
+        let profiles = s
+            .profiles
+            .values()
+            .map(|p| {
+                let mut retain = p
+                    .additional_metrics_to_retain_v2
+                    .clone()
+                    .unwrap_or_default();
+                retain.extend(
+                    p.additional_metrics_to_retain
+                        .iter()
+                        .flatten()
+                        .map(|metric| MetricToRetain {
+                            metric: metric.clone(),
+                            metric_dimension: None,
+                            export_metric: None,
+                        }),
+                );
+                ProfileConfig {
+                    name: p.security_profile_name.clone(),
+                    behaviors: p.behaviors.clone().unwrap_or_default(),
+                    targets: s.targets_of(&p.security_profile_name).cloned().collect(),
+                    alert_target_arn: p
+                        .alert_targets
+                        .as_ref()
+                        .and_then(|t| t.values().next())
+                        .map(|t| t.alert_target_arn.clone()),
+                    retain,
+                }
+            })
+            .collect();
+        DetectConfig {
+            profiles,
+            dimensions: s
+                .dimensions
+                .values()
+                .map(|d| (d.name.clone(), d.string_values.clone()))
+                .collect(),
+            custom_metrics: s
+                .custom_metrics
+                .values()
+                .map(|m| (m.metric_name.clone(), m.metric_type))
+                .collect(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProfileConfig {
     pub name: String,
@@ -30,32 +82,6 @@ pub struct ProfileConfig {
     pub alert_target_arn: Option<String>,
     /// `additionalMetricsToRetainV2` (and the deprecated V1 names).
     pub retain: Vec<MetricToRetain>,
-}
-
-/// What a profile is attached to.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Target {
-    AllThings,
-    RegisteredThings,
-    UnregisteredThings,
-    ThingGroup(String),
-}
-
-impl Target {
-    /// The target of a `securityProfileTargetArn`
-    /// (`arn:aws:iot:REGION:ACCOUNT:all/things`, `…:thinggroup/NAME`).
-    pub fn from_arn(arn: &str) -> Option<Target> {
-        let resource = arn.splitn(6, ':').nth(5)?;
-        match resource {
-            "all/things" => Some(Target::AllThings),
-            "all/registered-things" => Some(Target::RegisteredThings),
-            "all/unregistered-things" => Some(Target::UnregisteredThings),
-            _ => resource
-                .strip_prefix("thinggroup/")
-                .filter(|g| !g.is_empty())
-                .map(|g| Target::ThingGroup(g.to_owned())),
-        }
-    }
 }
 
 /// Which measurement a rule reads.
@@ -281,29 +307,6 @@ impl Compiled {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn targets_from_arns() {
-        let arn = |r: &str| format!("arn:aws:iot:us-east-1:123456789012:{r}");
-        assert_eq!(
-            Target::from_arn(&arn("all/things")),
-            Some(Target::AllThings)
-        );
-        assert_eq!(
-            Target::from_arn(&arn("all/registered-things")),
-            Some(Target::RegisteredThings)
-        );
-        assert_eq!(
-            Target::from_arn(&arn("all/unregistered-things")),
-            Some(Target::UnregisteredThings)
-        );
-        assert_eq!(
-            Target::from_arn(&arn("thinggroup/g:1")),
-            Some(Target::ThingGroup("g:1".into()))
-        );
-        assert_eq!(Target::from_arn(&arn("thing/x")), None);
-        assert_eq!(Target::from_arn("nonsense"), None);
-    }
 
     #[test]
     fn store_dimensions_keep_operators_apart() {

@@ -5,7 +5,9 @@
 //!   and for baselines;
 //! - [`ViolationStore`]: the alarm book snapshot (so alarms survive a
 //!   restart) and the violation event history, for ListViolationEvents and
-//!   PutVerificationStateOnViolation.
+//!   PutVerificationStateOnViolation;
+//! - the Detect configuration of [`crate::catalog`] (security profiles,
+//!   dimensions, custom metrics, attachments).
 //!
 //! The API is synchronous and every call that writes is one redb
 //! transaction, committed durably before it returns: async callers use
@@ -16,6 +18,7 @@
 //! skipped rather than failing the list or the start.
 
 mod active;
+mod catalog_store;
 mod codec;
 mod error;
 mod filter;
@@ -38,6 +41,9 @@ pub use keys::SeriesKey;
 pub use metric_store::{MetricDatum, MetricStore};
 pub use page::{Page, MAX_RESULTS};
 pub use violation_store::ViolationStore;
+
+pub(crate) use catalog_store::{CatalogStore, CatalogWrite};
+pub(crate) use page::{page_sorted, Fingerprint, TokenKind};
 
 use error::storage;
 
@@ -94,6 +100,11 @@ impl DefenderDb {
 
     pub fn violations(&self) -> ViolationStore {
         ViolationStore::new(Arc::clone(&self.db))
+    }
+
+    /// For [`crate::catalog::Catalog::open`], which owns the records.
+    pub(crate) fn catalog(&self) -> CatalogStore {
+        CatalogStore::new(Arc::clone(&self.db))
     }
 }
 

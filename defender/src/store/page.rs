@@ -30,6 +30,11 @@ pub(crate) enum TokenKind {
     MetricValues = 1,
     ViolationEvents = 2,
     ActiveViolations = 3,
+    SecurityProfiles = 4,
+    ProfileTargets = 5,
+    TargetProfiles = 6,
+    Dimensions = 7,
+    CustomMetrics = 8,
 }
 
 const TOKEN_V1: u8 = 1;
@@ -44,6 +49,42 @@ pub(crate) fn page_size(max_results: Option<u32>) -> Result<usize, StoreError> {
             "maxResults must be between 1 and {MAX_RESULTS}, got {n}"
         ))),
     }
+}
+
+/// One page of an in-memory list that is in ascending order of a unique
+/// `key` (the catalog's lists): the items after the token's position, at
+/// most `max_results` of them.
+pub(crate) fn page_sorted<T>(
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> Vec<u8>,
+    kind: TokenKind,
+    query: Fingerprint,
+    max_results: Option<u32>,
+    next_token: Option<&str>,
+) -> Result<Page<T>, StoreError> {
+    let limit = page_size(max_results)?;
+    let after = next_token
+        .map(|t| decode_token(t, kind, query))
+        .transpose()?;
+    let mut rest = items
+        .into_iter()
+        .filter(|item| after.as_ref().is_none_or(|a| key(item) > *a))
+        .peekable();
+    let mut out = Vec::new();
+    while out.len() < limit {
+        match rest.next() {
+            Some(item) => out.push(item),
+            None => break,
+        }
+    }
+    let next_token = match (rest.peek(), out.last()) {
+        (Some(_), Some(last)) => Some(encode_token(kind, query, &key(last))),
+        _ => None,
+    };
+    Ok(Page {
+        items: out,
+        next_token,
+    })
 }
 
 /// A stable fingerprint of a query's parameters. FNV-1a rather than std's

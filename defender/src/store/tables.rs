@@ -23,8 +23,26 @@ pub(crate) const SNAPSHOTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new
 /// Counters by name: the next event sequence number.
 pub(crate) const COUNTERS: TableDefinition<&[u8], u64> = TableDefinition::new("counters");
 
+/// The Detect configuration (`crate::catalog`): security profile name ->
+/// encoded `SecurityProfile`.
+pub(crate) const CATALOG_PROFILES: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("catalog_profiles");
+/// Dimension name -> encoded `catalog::Dimension`.
+pub(crate) const CATALOG_DIMENSIONS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("catalog_dimensions");
+/// Custom metric name -> encoded `catalog::CustomMetric`.
+pub(crate) const CATALOG_CUSTOM_METRICS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("catalog_custom_metrics");
+/// (profile name, 0, target resource) -> nothing: which profile is
+/// attached to which target.
+pub(crate) const CATALOG_ATTACHMENTS: TableDefinition<&[u8], ()> =
+    TableDefinition::new("catalog_attachments");
+
 pub(crate) const ALARM_BOOK: &[u8] = b"alarm_book";
 pub(crate) const EVENT_SEQ: &[u8] = b"event_seq";
+/// Bumped by every catalog write, so snapshot generations never repeat,
+/// not even across restarts.
+pub(crate) const CATALOG_GENERATION: &[u8] = b"catalog_generation";
 
 /// Creates any missing table, so read transactions can open them all
 /// unconditionally.
@@ -36,5 +54,9 @@ pub(crate) fn create_all(db: &Database) -> Result<(), StoreError> {
     txn.open_table(EVENTS_BY_VIOLATION).map_err(storage)?;
     txn.open_table(SNAPSHOTS).map_err(storage)?;
     txn.open_table(COUNTERS).map_err(storage)?;
+    txn.open_table(CATALOG_PROFILES).map_err(storage)?;
+    txn.open_table(CATALOG_DIMENSIONS).map_err(storage)?;
+    txn.open_table(CATALOG_CUSTOM_METRICS).map_err(storage)?;
+    txn.open_table(CATALOG_ATTACHMENTS).map_err(storage)?;
     txn.commit().map_err(storage)
 }
