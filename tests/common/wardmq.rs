@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -46,11 +47,36 @@ impl Wardmq {
             std::fs::write(&cert, c).expect("write CA");
             std::fs::write(&key, k).expect("write CA key");
         }
+        Wardmq::launch(dir, &cert, &key, "", devices)
+    }
+
+    /// The mutual-TLS listener with the dev PKI, whose CA also signs
+    /// CreateKeysAndCertificate, and `extra` appended to the config file
+    /// (e.g. a `[defender]` section).
+    pub fn start_defender(extra: &str) -> Wardmq {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let certs = dir.path().join("certs");
+        let (cert, key) = (certs.join("ca.pem"), certs.join("ca.key"));
+        Wardmq::launch(dir, &cert, &key, extra, true)
+    }
+
+    /// The dev PKI's CA certificate (devices trust the server with it).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("certs/ca.pem")
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        cert: &Path,
+        key: &Path,
+        extra: &str,
+        devices: bool,
+    ) -> Wardmq {
         let config = dir.path().join("wardmq.toml");
         std::fs::write(
             &config,
             format!(
-                "[admin]\nissuer_cert = {:?}\nissuer_key = {:?}\n",
+                "[admin]\nissuer_cert = {:?}\nissuer_key = {:?}\n{extra}",
                 cert.display().to_string(),
                 key.display().to_string()
             ),
@@ -181,24 +207,39 @@ impl Wardmq {
     /// Runs `tests/admin/SCRIPT ENDPOINT` with this server's credentials;
     /// it must succeed and print `ok_line`.
     pub fn run_boto3(&self, script: &str, ok_line: &str) {
+        self.run_python(&format!("tests/admin/{script}"), &[], ok_line, TIMEOUT * 3);
+    }
+
+    /// Runs `python3 SCRIPT ADMIN_ENDPOINT ARGS...` (SCRIPT relative to the
+    /// repository) with this server's credentials for boto3; it must
+    /// succeed within `limit` and print `ok_line`. Returns its stdout.
+    pub fn run_python(
+        &self,
+        script: &str,
+        args: &[&str],
+        ok_line: &str,
+        limit: Duration,
+    ) -> String {
         let out = run_with_timeout(
             Command::new("python3")
-                .arg(repo_root().join("tests/admin").join(script))
+                .arg(repo_root().join(script))
                 .arg(&self.admin)
+                .args(args)
                 .env("AWS_SHARED_CREDENTIALS_FILE", &self.credentials)
                 .env("AWS_CONFIG_FILE", "/dev/null")
                 .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env("PYTHONUNBUFFERED", "1")
                 .env_remove("AWS_ACCESS_KEY_ID")
                 .env_remove("AWS_SECRET_ACCESS_KEY")
                 .env_remove("AWS_PROFILE"),
-            TIMEOUT * 3,
+            limit,
         );
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
-            out.status.success(),
-            "{script} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
+            out.status.success() && stdout.contains(ok_line),
+            "{script} failed:\n{stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(String::from_utf8_lossy(&out.stdout).contains(ok_line));
+        stdout
     }
 }
