@@ -45,7 +45,7 @@ enum Cmd {
     /// The same scenarios against every peer, interleaved, with ratios.
     Compare {
         /// Peers, comma-separated.
-        #[arg(long, default_value = "wardmq,mosquitto,rumqttd")]
+        #[arg(long, default_value = "wardmq,wardmq-nodefender,mosquitto,rumqttd")]
         targets: String,
         /// Scenarios, comma-separated; default is the quick set.
         #[arg(long)]

@@ -21,6 +21,8 @@ mod reports;
 mod worker;
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;
 
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
@@ -36,6 +38,7 @@ pub use config::{
     store_dimension, Compiled, DetectConfig, MetricRef, Profile, ProfileConfig, Rule, Series,
     Target,
 };
+pub use period::PeriodStats;
 
 use crate::alarms::{AlarmBook, AlarmConfig, ViolationIdGen};
 use crate::detect::model::{
@@ -70,7 +73,7 @@ enum Work {
     /// The configuration changed: invalidate what it no longer monitors.
     Reconfigured,
     /// Close the period now (tests and shutdown flush).
-    CloseNow(SyncSender<()>),
+    CloseNow(SyncSender<PeriodStats>),
     Stop,
 }
 
@@ -84,6 +87,7 @@ pub(crate) struct Shared {
     throttle: Mutex<ReportThrottle>,
     alerts: Arc<dyn AlertSender>,
     broker_profile: broker_profile::BrokerProfile,
+    last_period: Mutex<PeriodStats>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -201,6 +205,7 @@ impl Defender {
             throttle: Mutex::new(throttle),
             alerts,
             broker_profile: broker_profile::BrokerProfile::new(&settings_broker),
+            last_period: Mutex::default(),
         });
         let (work, queue) = sync_channel(REPORT_QUEUE);
         let handle = worker::spawn(shared.clone(), queue)?;
@@ -242,11 +247,17 @@ impl Defender {
     }
 
     /// Closes the current period now and waits until it is judged.
-    pub fn close_period_now(&self) {
+    pub fn close_period_now(&self) -> PeriodStats {
         let (done, wait) = sync_channel(1);
-        if self.work.send(Work::CloseNow(done)).is_ok() {
-            let _ = wait.recv();
+        if self.work.send(Work::CloseNow(done)).is_err() {
+            return PeriodStats::default();
         }
+        wait.recv().unwrap_or_default()
+    }
+
+    /// The last period's evaluation.
+    pub fn last_period(&self) -> PeriodStats {
+        *lock(&self.shared.last_period)
     }
 
     /// ListActiveViolations.

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::config::{Compiled, MetricRef, Series};
 use super::Shared;
@@ -78,10 +79,33 @@ fn windowed(
     Measurement::Count(value)
 }
 
+/// What one period's evaluation did and how long each step took.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PeriodStats {
+    pub end: Timestamp,
+    /// Things with data in the period.
+    pub things: usize,
+    /// Datapoints judged against a behaviour.
+    pub judgments: usize,
+    pub events: usize,
+    /// Datapoints kept for ListMetricValues.
+    pub stored: usize,
+    /// Reading the counts (the collector's period close).
+    pub collect: Duration,
+    /// Resolving profiles, fleet thresholds, the alarm state machine.
+    pub judge: Duration,
+    /// Saving the alarm book and events (one transaction) and alerting.
+    pub commit: Duration,
+    /// Writing the kept datapoints and expiring old ones.
+    pub store: Duration,
+}
+
 /// Closes the collector's period at `now` and judges it.
-pub(crate) fn close(shared: &Shared, windows: &mut Windows, now: Timestamp) {
+pub(crate) fn close(shared: &Shared, windows: &mut Windows, now: Timestamp) -> PeriodStats {
+    let started = Instant::now();
     let config = shared.config();
     let snapshot = shared.collector.close_period(now);
+    let collected = Instant::now();
     let mut judgments = Vec::new();
     let mut stored: Vec<(Arc<str>, &Series, MetricValue)> = Vec::new();
     let mut next_windows = Windows::new();
@@ -135,11 +159,26 @@ pub(crate) fn close(shared: &Shared, windows: &mut Windows, now: Timestamp) {
     events.extend(shared.broker_profile.judge(&mut book, &snapshot, now));
     events.extend(book.sweep(now));
     events.extend(book.invalidate_where(now, |k| !shared.monitors(&config, k)));
+    let judged = Instant::now();
     commit(shared, &config, &book, &events);
     drop(book);
+    let committed = Instant::now();
 
     store_datapoints(shared, now, &stored);
     expire(shared, now);
+    let stats = PeriodStats {
+        end: now,
+        things: snapshot.things.len(),
+        judgments: judgments.len(),
+        events: events.len(),
+        stored: stored.len(),
+        collect: collected - started,
+        judge: judged - collected,
+        commit: committed - judged,
+        store: committed.elapsed(),
+    };
+    tracing::debug!(?stats, "period judged");
+    stats
 }
 
 /// Each statistical rule's threshold over the devices of its profile that

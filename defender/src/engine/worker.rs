@@ -40,8 +40,9 @@ fn run(shared: &Shared, queue: &Receiver<Work>) {
             Ok(Work::Report { thing, report, at }) => reports::judge(shared, &thing, &report, at),
             Ok(Work::Reconfigured) => invalidate_unmonitored(shared),
             Ok(Work::CloseNow(done)) => {
-                period::close(shared, &mut windows, now());
-                let _ = done.send(());
+                let stats = period::close(shared, &mut windows, now());
+                *super::lock(&shared.last_period) = stats;
+                let _ = done.send(stats);
             }
             Ok(Work::Stop) | Err(RecvTimeoutError::Disconnected) => {
                 // A partial period is not judged (its counts would be low
@@ -53,7 +54,7 @@ fn run(shared: &Shared, queue: &Receiver<Work>) {
             Err(RecvTimeoutError::Timeout) => {
                 let t = now();
                 if t >= due {
-                    period::close(shared, &mut windows, t);
+                    *super::lock(&shared.last_period) = period::close(shared, &mut windows, t);
                     due = next_boundary(t, period_ms);
                 }
             }

@@ -67,6 +67,11 @@ pub fn retention_cutoff(
     crate::detect::model::Timestamp::from_millis(now.as_millis().saturating_sub(ms))
 }
 
+/// redb's page cache. Its default (1 GiB) would let a large fleet's
+/// datapoints take a gigabyte of memory in a week; the writes are append-like
+/// and the reads (ListMetricValues) short ranges, so a small cache suffices.
+const CACHE_BYTES: usize = 64 << 20;
+
 /// The open database. Cheap to clone; both stores share it.
 #[derive(Clone)]
 pub struct DefenderDb {
@@ -82,7 +87,10 @@ impl DefenderDb {
 
     /// Opens (or creates) the database at exactly `path`.
     pub fn open_file(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(storage)?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(storage)?;
         tables::create_all(&db)?;
         Ok(Self {
             db: Arc::new(db),
