@@ -72,7 +72,9 @@ struct Common {
     #[arg(long)]
     persistence: bool,
     /// A wardmq config file to use instead of the generated one (e.g. with
-    /// the defender on); --data and --tcp still come from the bench.
+    /// defender settings of your own); --data and --tcp (with --tls:
+    /// --tls, --certs and the registered bench certificate) still come
+    /// from the bench.
     #[arg(long)]
     wardmq_config: Option<PathBuf>,
     /// Mutual TLS: the bench makes a CA, a server certificate and a device
