@@ -1,12 +1,13 @@
 //! A minimal MQTT 3.1.1 client on `mqttbytes`, an MQTT codec independent of
 //! wardmq's own, so the bench cannot share a bug with the broker it measures.
 //!
-//! The transport is a boxed byte stream: plain TCP today; a `--tls` flag can
-//! later wrap the socket in a rustls stream in `dial` without touching the
-//! scenarios.
+//! The transport is a boxed byte stream: plain TCP, or (with `--tls`) the
+//! socket wrapped in a tokio-rustls client stream in `dial`, presenting the
+//! bench's device certificate; the scenarios never see the difference.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -15,6 +16,7 @@ use mqttbytes::v4::{self, Packet};
 use mqttbytes::QoS;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpSocket;
+use tokio_rustls::TlsConnector;
 
 /// Largest packet the bench accepts from a broker: the biggest payload it
 /// sends plus headers, with room to spare.
@@ -24,6 +26,11 @@ const MAX_PACKET: usize = 16 * 1024 * 1024;
 /// ephemeral ports per source address, so staying well below that leaves room
 /// for the broker's own and other sockets.
 pub const CONNS_PER_SOURCE: usize = 20_000;
+
+/// Read and write buffers of a new connection; an idle one gives them back.
+const BUFFER: usize = 64 * 1024;
+/// Free room `fill` makes in the read buffer before reading.
+const MIN_READ: usize = 4096;
 
 /// How long a broker gets to answer CONNECT or SUBSCRIBE.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,13 +44,58 @@ pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// How clients reach the broker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Transport {
     Tcp,
+    /// Mutual TLS with the bench's device certificate.
+    Tls(Arc<TlsClient>),
+}
+
+impl Transport {
+    /// The same transport with fresh per-run state (what was negotiated).
+    pub fn for_run(&self) -> Transport {
+        match self {
+            Transport::Tcp => Transport::Tcp,
+            Transport::Tls(t) => Transport::Tls(Arc::new(TlsClient::new(t.config.clone()))),
+        }
+    }
+
+    /// What the first TLS handshake of the run negotiated, e.g.
+    /// `TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519`.
+    pub fn negotiated(&self) -> Option<String> {
+        match self {
+            Transport::Tcp => None,
+            Transport::Tls(t) => t.negotiated.get().cloned(),
+        }
+    }
+}
+
+/// The client side of mutual TLS: one rustls configuration shared by every
+/// connection of a run.
+pub struct TlsClient {
+    config: Arc<rustls::ClientConfig>,
+    connector: TlsConnector,
+    negotiated: OnceLock<String>,
+}
+
+impl TlsClient {
+    pub fn new(config: Arc<rustls::ClientConfig>) -> Self {
+        Self {
+            connector: TlsConnector::from(config.clone()),
+            config,
+            negotiated: OnceLock::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsClient").finish_non_exhaustive()
+    }
 }
 
 /// Where clients connect; always a loopback address.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Endpoint {
     pub addr: SocketAddr,
     pub transport: Transport,
@@ -114,8 +166,31 @@ async fn dial(ep: &Endpoint, index: usize) -> Result<Box<dyn Io>> {
     // Small MQTT packets would otherwise wait for Nagle; every broker under
     // test sets the same on its side.
     stream.set_nodelay(true).context("setting TCP_NODELAY")?;
-    match ep.transport {
+    match &ep.transport {
         Transport::Tcp => Ok(Box::new(stream)),
+        Transport::Tls(tls) => {
+            // The server certificate names 127.0.0.1; the broker listens
+            // there whatever source address the client uses.
+            let name = rustls::pki_types::ServerName::IpAddress(ep.addr.ip().into());
+            let stream = tls
+                .connector
+                .connect(name, stream)
+                .await
+                .with_context(|| format!("TLS handshake {src} -> {}", ep.addr))?;
+            tls.negotiated.get_or_init(|| {
+                let (_, c) = stream.get_ref();
+                format!(
+                    "{} {} {}",
+                    c.protocol_version()
+                        .map_or("?".to_string(), |v| format!("{v:?}")),
+                    c.negotiated_cipher_suite()
+                        .map_or("?".to_string(), |s| format!("{:?}", s.suite())),
+                    c.negotiated_key_exchange_group()
+                        .map_or("?".to_string(), |g| format!("{:?}", g.name())),
+                )
+            });
+            Ok(Box::new(stream))
+        }
     }
 }
 
@@ -140,11 +215,11 @@ impl Conn {
     ) -> Result<Self> {
         let io = tokio::time::timeout(HANDSHAKE_TIMEOUT, dial(ep, index))
             .await
-            .map_err(|_| anyhow!("TCP connect to {} timed out", ep.addr))??;
+            .map_err(|_| anyhow!("connecting to {} timed out", ep.addr))??;
         let mut conn = Self {
             io,
-            rbuf: BytesMut::with_capacity(64 * 1024),
-            wbuf: BytesMut::with_capacity(64 * 1024),
+            rbuf: BytesMut::with_capacity(BUFFER),
+            wbuf: BytesMut::with_capacity(BUFFER),
         };
         let mut connect = v4::Connect::new(client_id);
         connect.keep_alive = KEEP_ALIVE_SECS;
@@ -179,6 +254,28 @@ impl Conn {
                 other => bail!("subscription to {filter} at {qos:?} not granted: {other:?}"),
             },
             other => bail!("expected SUBACK, got {other:?}"),
+        }
+    }
+
+    /// Gives back the buffers of a connection that will sit idle, so the
+    /// bench's own memory does not limit how many it can hold.
+    pub fn go_idle(&mut self) {
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
+        }
+        if self.wbuf.is_empty() {
+            self.wbuf = BytesMut::new();
+        }
+    }
+
+    /// Sends PINGREQ and waits for PINGRESP: the connection is still served.
+    pub async fn ping(&mut self) -> Result<()> {
+        v4::PingReq.write(&mut self.wbuf).map_err(codec)?;
+        self.flush().await?;
+        loop {
+            if let Packet::PingResp = self.read_packet().await? {
+                return Ok(());
+            }
         }
     }
 
@@ -230,6 +327,9 @@ impl Conn {
     /// Reads more bytes into the read buffer. Cancel-safe (`read_buf` either
     /// completes or reads nothing), so it can sit in a `select!`.
     pub async fn fill(&mut self) -> Result<()> {
+        if self.rbuf.capacity() - self.rbuf.len() < MIN_READ {
+            self.rbuf.reserve(MIN_READ);
+        }
         let n = self.io.read_buf(&mut self.rbuf).await.context("reading")?;
         if n == 0 {
             bail!("broker closed the connection");

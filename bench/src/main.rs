@@ -2,8 +2,10 @@
 //! See bench/README.md for the scenarios and how to read the report.
 
 mod client;
+mod fdlimit;
 mod payload;
 mod peers;
+mod pki;
 mod procstat;
 mod report;
 mod runner;
@@ -12,6 +14,7 @@ mod stats;
 mod svg;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -69,11 +72,14 @@ struct Common {
     #[arg(long)]
     persistence: bool,
     /// A wardmq config file to use instead of the generated one (e.g. with
-    /// the defender on); --data and --tcp still come from the bench.
+    /// defender settings of your own); --data and --tcp (with --tls:
+    /// --tls, --certs and the registered bench certificate) still come
+    /// from the bench.
     #[arg(long)]
     wardmq_config: Option<PathBuf>,
-    /// Connect over TLS (not implemented yet: waits for the broker's
-    /// mutual-TLS listener).
+    /// Mutual TLS: the bench makes a CA, a server certificate and a device
+    /// certificate, every broker gets a listener that requires a client
+    /// certificate, and every client presents one.
     #[arg(long)]
     tls: bool,
     /// Where reports go; default bench/results in this workspace.
@@ -91,9 +97,17 @@ fn split(list: &str) -> impl Iterator<Item = &str> {
     list.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn plan(common: &Common, targets: &[Target], scenarios: Vec<scenarios::Scenario>) -> Result<Plan> {
-    if common.tls {
-        bail!("--tls is not implemented yet: the bench speaks plain TCP until wardmq's mutual-TLS listener lands");
+fn plan(
+    common: &Common,
+    targets: &[Target],
+    scenarios: Vec<scenarios::Scenario>,
+    open_files: Option<u64>,
+) -> Result<Plan> {
+    if common.tls && targets.iter().any(|t| matches!(t, Target::External(_))) {
+        bail!(
+            "--tls cannot target HOST:PORT: the bench makes its own CA for each run, \
+             which a broker it did not start does not trust"
+        );
     }
     if !(common.duration > 0.0 && common.duration <= 3600.0) {
         bail!("--duration must be between 0 and 3600 seconds");
@@ -113,6 +127,13 @@ fn plan(common: &Common, targets: &[Target], scenarios: Vec<scenarios::Scenario>
         }
     }
     let root = common.root.clone().unwrap_or_else(default_root);
+    let (tls, transport) = if common.tls {
+        let pki = Arc::new(pki::BenchPki::generate()?);
+        let client = client::TlsClient::new(pki.client_config()?);
+        (Some(pki), Transport::Tls(Arc::new(client)))
+    } else {
+        (None, Transport::Tcp)
+    };
     Ok(Plan {
         scenarios,
         targets: targets.to_vec(),
@@ -121,6 +142,7 @@ fn plan(common: &Common, targets: &[Target], scenarios: Vec<scenarios::Scenario>
             duration: Duration::from_secs_f64(common.duration),
             persistent: common.persistence,
             show_progress: !common.no_progress,
+            max_connections: fdlimit::connection_budget(open_files),
         },
         peers: PeerOptions {
             persistence: common.persistence,
@@ -129,8 +151,9 @@ fn plan(common: &Common, targets: &[Target], scenarios: Vec<scenarios::Scenario>
                 .as_ref()
                 .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
             root,
+            tls,
         },
-        transport: Transport::Tcp,
+        transport,
     })
 }
 
@@ -143,6 +166,19 @@ fn default_root() -> PathBuf {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    // One descriptor per connection in the bench and in the broker, which
+    // inherits this limit.
+    let open_files = fdlimit::raise().map(|l| {
+        if l.soft < 60_000 {
+            eprintln!(
+                "open-file limit {} (hard {}): storm and idle runs hold at most {} connections",
+                l.soft,
+                l.hard,
+                fdlimit::connection_budget(Some(l.soft))
+            );
+        }
+        l.soft
+    });
     let (kind, common, plan) = match &cli.command {
         Cmd::List => {
             for s in scenarios::catalog() {
@@ -164,7 +200,7 @@ async fn main() -> Result<()> {
             let scs = split(scenario)
                 .map(scenarios::find)
                 .collect::<Result<Vec<_>>>()?;
-            ("run", common, plan(common, &[target], scs)?)
+            ("run", common, plan(common, &[target], scs, open_files)?)
         }
         Cmd::Compare {
             targets,
@@ -182,7 +218,7 @@ async fn main() -> Result<()> {
                 .into_iter()
                 .map(scenarios::find)
                 .collect::<Result<Vec<_>>>()?;
-            ("compare", common, plan(common, &targets, scs)?)
+            ("compare", common, plan(common, &targets, scs, open_files)?)
         }
     };
     if plan.scenarios.is_empty() || plan.targets.is_empty() {
@@ -198,6 +234,12 @@ async fn main() -> Result<()> {
         rounds: plan.rounds,
         persistence: common.persistence,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        transport: if common.tls {
+            "mutual TLS".to_string()
+        } else {
+            "plain TCP".to_string()
+        },
+        open_files,
         results,
     };
     let dir = common

@@ -1,9 +1,11 @@
 //! The brokers under comparison: how to get each binary, the equivalent
 //! configuration each gets, and starting and stopping its process.
 //!
-//! Every peer gets the same shape of setup: one plain TCP listener on a free
-//! 127.0.0.1 port, persistence off (or on for all with `--persistence`), and
-//! limits generous enough that no broker drops messages under test.
+//! Every peer gets the same shape of setup: one listener on a free
+//! 127.0.0.1 port (plain TCP, or with `--tls` mutual TLS with the bench's
+//! CA, server certificate and required client certificates), persistence
+//! off (or on for all with `--persistence`), and limits generous enough
+//! that no broker drops messages under test.
 
 use std::fmt;
 use std::io::{BufRead, BufReader};
@@ -11,11 +13,13 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use wardmq_broker::registry::{CertificateStatus, Registry, Scope};
 
+use crate::pki::{BenchPki, ServerFiles};
 use crate::procstat;
 
 /// How long a broker gets from spawn to accepting connections.
@@ -99,6 +103,65 @@ pub struct PeerOptions {
     pub wardmq_config: Option<PathBuf>,
     /// The workspace root: where wardmq is built and rumqttd cached.
     pub root: PathBuf,
+    /// `--tls`: every broker gets a mutual-TLS listener with these
+    /// certificates instead of plain TCP.
+    pub tls: Option<Arc<BenchPki>>,
+}
+
+/// The policy the bench attaches to its device certificate in wardmq's
+/// registry: everything allowed, like the anonymous policy of wardmq's
+/// plain-TCP listener and the other brokers' `allow_anonymous`, so TLS and
+/// TCP runs authorize alike.
+pub const WARDMQ_BENCH_POLICY: &str = "wardmq-bench-allow-all";
+const ALLOW_ALL: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#;
+
+/// wardmq's ARN scope, `[aws]` of a user's `--wardmq-config` or wardmq's
+/// defaults; the policy attachment names the certificate by its ARN, so it
+/// must be the broker's.
+pub fn wardmq_scope(config_text: Option<&str>) -> Result<Scope> {
+    let mut region = "us-east-1".to_string();
+    let mut account = "123456789012".to_string();
+    if let Some(text) = config_text {
+        let value: toml::Table = text.parse().context("reading the wardmq config")?;
+        if let Some(aws) = value.get("aws").and_then(|v| v.as_table()) {
+            if let Some(r) = aws.get("region").and_then(|v| v.as_str()) {
+                region = r.to_string();
+            }
+            if let Some(a) = aws.get("account").and_then(|v| v.as_str()) {
+                account = a.to_string();
+            }
+        }
+    }
+    Ok(Scope::new(region, account))
+}
+
+/// Prepares wardmq's registry in `data` before it starts: the bench CA
+/// registered ACTIVE, the shared device certificate registered ACTIVE
+/// under it, and an allow-all policy attached to that certificate (wardmq
+/// refuses a certificate it does not know even when its CA is registered,
+/// and has no policy for certificates without one attached).
+pub fn register_bench_pki(data: &Path, pki: &BenchPki, scope: Scope) -> Result<()> {
+    let registry = Registry::open(data.join("registry.redb"), scope)
+        .map_err(|e| anyhow!("opening wardmq's registry: {e}"))?;
+    registry
+        .register_ca_certificate(&pki.ca_pem, true, false)
+        .map_err(|e| anyhow!("registering the bench CA: {e}"))?;
+    let cert = registry
+        .register_certificate(
+            &pki.device_cert_pem,
+            Some(&pki.ca_pem),
+            Some(CertificateStatus::Active),
+        )
+        .map_err(|e| anyhow!("registering the bench device certificate: {e}"))?;
+    registry
+        .create_policy(WARDMQ_BENCH_POLICY, ALLOW_ALL)
+        .map_err(|e| anyhow!("creating the bench policy: {e}"))?;
+    let arn = registry.scope().cert_arn(&cert.id);
+    registry
+        .attach_policy(WARDMQ_BENCH_POLICY, &arn)
+        .map_err(|e| anyhow!("attaching the bench policy: {e}"))?;
+    Ok(())
 }
 
 /// wardmq's config. The data directory and listener go on the command line
@@ -138,17 +201,31 @@ pub fn wardmq_config(l: &Limits, defender: bool) -> String {
     )
 }
 
-/// mosquitto's config.
+/// mosquitto's config. With `tls`, the listener requires a client
+/// certificate signed by the bench CA (`require_certificate true`); the
+/// certificate is not used as the username, so authorization is the same
+/// `allow_anonymous` as over TCP.
 pub fn mosquitto_config(
     port: u16,
     l: &Limits,
     persistence: bool,
     data_dir: &Path,
     as_root: bool,
+    tls: Option<&ServerFiles>,
 ) -> String {
+    let tls = match tls {
+        Some(f) => format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+            f.ca.display(),
+            f.cert.display(),
+            f.key.display()
+        ),
+        None => String::new(),
+    };
     let mut s = format!(
         "# Generated by wardmq-bench.\n\
          listener {port} 127.0.0.1\n\
+         {tls}\
          allow_anonymous true\n\
          max_connections -1\n\
          max_inflight_messages {inflight}\n\
@@ -178,10 +255,25 @@ pub fn mosquitto_config(
 }
 
 /// rumqttd's config (after its example `rumqttd.toml`): one v4 server, no
-/// TLS, no console or metrics listeners, and no delay between accepted
-/// connections (its default throttles a connection storm to 1000/s).
+/// console or metrics listeners, and no delay between accepted connections
+/// (its default throttles a connection storm to 1000/s). With `tls`, the
+/// server's `[v4.1.tls]` table; rumqttd checks client certificates against
+/// `capath` only when built with its `verify-client-cert` feature, which
+/// the bench does for `--tls` (see `prepare`).
 /// rumqttd keeps everything in memory: it has no persistence to switch on.
-pub fn rumqttd_config(port: u16, l: &Limits) -> String {
+pub fn rumqttd_config(port: u16, l: &Limits, tls: Option<&ServerFiles>) -> String {
+    let tls = match tls {
+        Some(f) => format!(
+            "\x20   [v4.1.tls]\n\
+             \x20   capath = \"{}\"\n\
+             \x20   certpath = \"{}\"\n\
+             \x20   keypath = \"{}\"\n",
+            f.ca.display(),
+            f.cert.display(),
+            f.key.display()
+        ),
+        None => String::new(),
+    };
     format!(
         "# Generated by wardmq-bench.\n\
          id = 0\n\
@@ -201,7 +293,8 @@ pub fn rumqttd_config(port: u16, l: &Limits) -> String {
          \x20   connection_timeout_ms = 60000\n\
          \x20   max_payload_size = {packet}\n\
          \x20   max_inflight_count = {inflight}\n\
-         \x20   dynamic_filters = true\n",
+         \x20   dynamic_filters = true\n\
+         {tls}",
         conns = l.max_connections,
         packet = l.max_packet,
         inflight = l.max_inflight,
@@ -254,7 +347,14 @@ pub fn prepare(target: Target, opts: &PeerOptions) -> Result<Option<PathBuf>> {
             Ok(bin)
         }
         Target::Rumqttd => {
-            let cache = opts.root.join("bench").join(".cache").join("rumqttd");
+            // Client-certificate checks need rumqttd's `verify-client-cert`
+            // feature: a build of its own, cached apart from the plain one.
+            let (dir, features) = if opts.tls.is_some() {
+                ("rumqttd-mtls", Some("verify-client-cert"))
+            } else {
+                ("rumqttd", None)
+            };
+            let cache = opts.root.join("bench").join(".cache").join(dir);
             let bin = cache.join("bin").join("rumqttd");
             if bin.exists() {
                 return Ok(Some(bin));
@@ -269,10 +369,14 @@ pub fn prepare(target: Target, opts: &PeerOptions) -> Result<Option<PathBuf>> {
                 if locked {
                     cmd.arg("--locked");
                 }
+                if let Some(f) = features {
+                    cmd.args(["--features", f]);
+                }
                 eprintln!(
-                    "installing rumqttd: cargo install rumqttd --root {}{}",
+                    "installing rumqttd: cargo install rumqttd --root {}{}{}",
                     cache.display(),
-                    if locked { " --locked" } else { "" }
+                    if locked { " --locked" } else { "" },
+                    features.map_or(String::new(), |f| format!(" --features {f}")),
                 );
                 match cmd.status() {
                     Ok(s) if s.success() && bin.exists() => return Ok(Some(bin)),
@@ -329,6 +433,11 @@ impl Peer {
         let log = dir.path().join("broker.log");
         let stderr = std::fs::File::create(&log).context("creating broker log")?;
 
+        let tls = match &opts.tls {
+            Some(pki) => Some(pki.write_server_files(&dir.path().join("certs"))?),
+            None => None,
+        };
+
         let mut cmd = Command::new(bin);
         match target {
             Target::Wardmq | Target::WardmqNoDefender => {
@@ -339,13 +448,30 @@ impl Peer {
                 };
                 cmd.arg("serve")
                     .arg("--config")
-                    .arg(conf)
+                    .arg(&conf)
                     .arg("--data")
-                    .arg(&data)
-                    .arg("--tcp")
-                    .arg(addr.to_string())
-                    // Plain TCP only, like the peers; no admin API.
-                    .args(["--tls", "", "--admin", ""]);
+                    .arg(&data);
+                match (&tls, &opts.tls) {
+                    (Some(files), Some(pki)) => {
+                        let text = std::fs::read_to_string(&conf)
+                            .with_context(|| format!("reading {}", conf.display()))?;
+                        register_bench_pki(&data, pki, wardmq_scope(Some(&text))?)?;
+                        // The device listener only, like the peers; no
+                        // admin API. ca.pem is there and ca.key is not, so
+                        // wardmq's dev-PKI bootstrap changes nothing.
+                        cmd.arg("--tls")
+                            .arg(addr.to_string())
+                            .arg("--certs")
+                            .arg(&files.dir)
+                            .args(["--admin", ""]);
+                    }
+                    _ => {
+                        // Plain TCP only, like the peers; no admin API.
+                        cmd.arg("--tcp")
+                            .arg(addr.to_string())
+                            .args(["--tls", "", "--admin", ""]);
+                    }
+                }
             }
             Target::Mosquitto => {
                 let text = mosquitto_config(
@@ -354,12 +480,13 @@ impl Peer {
                     opts.persistence,
                     &data,
                     procstat::running_as_root(),
+                    tls.as_ref(),
                 );
                 cmd.arg("-c")
                     .arg(write(dir.path(), "mosquitto.conf", &text)?);
             }
             Target::Rumqttd => {
-                let text = rumqttd_config(port, &LIMITS);
+                let text = rumqttd_config(port, &LIMITS, tls.as_ref());
                 cmd.arg("--quiet")
                     .arg("-c")
                     .arg(write(dir.path(), "rumqttd.toml", &text)?);
@@ -457,6 +584,7 @@ fn write(dir: &Path, name: &str, text: &str) -> Result<PathBuf> {
 #[allow(clippy::unwrap_used)] // a broken fixture should fail the test loudly
 mod tests {
     use super::*;
+    use rustls::pki_types::pem::PemObject;
 
     #[test]
     fn targets_parse() {
@@ -489,7 +617,7 @@ mod tests {
 
     #[test]
     fn mosquitto_config_with_and_without_persistence() {
-        let off = mosquitto_config(18830, &LIMITS, false, Path::new("/tmp/x"), false);
+        let off = mosquitto_config(18830, &LIMITS, false, Path::new("/tmp/x"), false, None);
         assert!(off.contains("listener 18830 127.0.0.1\n"));
         assert!(off.contains("allow_anonymous true\n"));
         assert!(off.contains("max_inflight_messages 1000\n"));
@@ -497,15 +625,16 @@ mod tests {
         assert!(off.contains("persistence false\n"));
         assert!(off.contains("log_dest none\n"));
         assert!(!off.contains("user root"));
+        assert!(!off.contains("require_certificate"));
 
-        let on = mosquitto_config(18830, &LIMITS, true, Path::new("/tmp/x"), true);
+        let on = mosquitto_config(18830, &LIMITS, true, Path::new("/tmp/x"), true, None);
         assert!(on.contains("persistence true\npersistence_location /tmp/x/\n"));
         assert!(on.contains("user root\n"));
     }
 
     #[test]
     fn rumqttd_config_has_one_plain_v4_listener() {
-        let text = rumqttd_config(18831, &LIMITS);
+        let text = rumqttd_config(18831, &LIMITS, None);
         assert!(text.contains("[v4.1]\n"));
         assert!(text.contains("listen = \"127.0.0.1:18831\"\n"));
         assert!(text.contains("next_connection_delay_ms = 0\n"));
@@ -513,6 +642,75 @@ mod tests {
         assert!(!text.contains("[v5"));
         assert!(!text.contains("tls"));
         assert!(!text.contains("[console]"));
+    }
+
+    #[test]
+    fn tls_listeners_require_client_certificates() {
+        let files = ServerFiles::in_dir(Path::new("/tmp/b/certs"));
+        let m = mosquitto_config(
+            18830,
+            &LIMITS,
+            false,
+            Path::new("/tmp/x"),
+            false,
+            Some(&files),
+        );
+        assert!(m.contains(
+            "listener 18830 127.0.0.1\n\
+             cafile /tmp/b/certs/ca.pem\n\
+             certfile /tmp/b/certs/server.pem\n\
+             keyfile /tmp/b/certs/server.key\n\
+             require_certificate true\n"
+        ));
+        assert!(m.contains("max_connections -1\n"));
+
+        let r = rumqttd_config(18831, &LIMITS, Some(&files));
+        assert!(r.ends_with(
+            "    [v4.1.tls]\n    capath = \"/tmp/b/certs/ca.pem\"\n    \
+             certpath = \"/tmp/b/certs/server.pem\"\n    keypath = \"/tmp/b/certs/server.key\"\n"
+        ));
+        // Still one listener, inside [v4.1].
+        assert_eq!(r.matches("listen = ").count(), 1);
+    }
+
+    #[test]
+    fn wardmq_scope_follows_the_config() {
+        let d = wardmq_scope(None).unwrap();
+        assert_eq!(
+            d.cert_arn("ab"),
+            "arn:aws:iot:us-east-1:123456789012:cert/ab"
+        );
+        let text = "[aws]\nregion = \"eu-west-3\"\naccount = \"000000000042\"\n";
+        let s = wardmq_scope(Some(text)).unwrap();
+        assert_eq!(
+            s.cert_arn("ab"),
+            "arn:aws:iot:eu-west-3:000000000042:cert/ab"
+        );
+        // The generated config has no [aws]: wardmq's defaults.
+        let g = wardmq_scope(Some(&wardmq_config(&LIMITS, true))).unwrap();
+        assert_eq!(g, d);
+    }
+
+    #[test]
+    fn the_bench_pki_registers_in_wardmqs_registry() {
+        let pki = BenchPki::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let scope = wardmq_scope(None).unwrap();
+        register_bench_pki(dir.path(), &pki, scope.clone()).unwrap();
+        // Reopened as wardmq would: the device certificate is usable and
+        // the allow-all policy applies to it.
+        let registry = Registry::open(dir.path().join("registry.redb"), scope).unwrap();
+        let der = rustls::pki_types::CertificateDer::from_pem_slice(pki.device_cert_pem.as_bytes())
+            .unwrap();
+        let id = wardmq_broker::net::identity::certificate_id(der.as_ref());
+        assert!(registry.certificate_usable(&id));
+        let policies = registry.effective_policies(&id, None);
+        assert_eq!(policies.len(), 1);
+        assert_eq!(policies[0].0, WARDMQ_BENCH_POLICY);
+        assert_eq!(
+            registry.trust_material().active_cas,
+            vec![pki.ca_pem.clone()]
+        );
     }
 
     #[test]

@@ -11,6 +11,10 @@ use crate::stats::{self, fmt_ms, fmt_rate, fmt_ratio, median, ratio, LatencySumm
 
 /// The peer every ratio is taken against.
 pub const BASELINE: &str = "wardmq";
+/// wardmq with the defender off: the baseline of the defender's cost.
+pub const NO_DEFENDER: &str = "wardmq-nodefender";
+/// Issue 8's target: the defender costs at most this share of throughput.
+pub const DEFENDER_COST_TARGET: f64 = 0.05;
 
 /// One scenario run against one peer in one round.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -34,6 +38,14 @@ pub struct RunResult {
     pub mem_per_conn_kib: Option<f64>,
     pub errors: u64,
     pub error: Option<String>,
+    /// What the run's first TLS handshake negotiated (`--tls`), e.g.
+    /// `TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519`.
+    #[serde(default)]
+    pub tls: Option<String>,
+    /// Remarks: a connection count capped by the open-file limit, whether
+    /// idle connections still answered.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 impl RunResult {
@@ -59,6 +71,12 @@ pub struct Report {
     pub rounds: u32,
     pub persistence: bool,
     pub cores: usize,
+    /// "plain TCP" or "mutual TLS".
+    #[serde(default)]
+    pub transport: String,
+    /// The open-file soft limit the bench and the brokers it started had.
+    #[serde(default)]
+    pub open_files: Option<u64>,
     pub results: Vec<RunResult>,
 }
 
@@ -78,6 +96,8 @@ pub struct Row {
     pub lost: u64,
     pub errors: u64,
     pub error: Option<String>,
+    pub tls: Option<String>,
+    pub notes: Vec<String>,
 }
 
 fn med(results: &[&RunResult], f: impl Fn(&RunResult) -> Option<f64>) -> Option<f64> {
@@ -117,6 +137,16 @@ pub fn rows(results: &[RunResult]) -> Vec<Row> {
                 lost: all.iter().map(|r| r.lost()).sum(),
                 errors: all.iter().map(|r| r.errors).sum(),
                 error: all.iter().find_map(|r| r.error.clone()),
+                tls: all.iter().find_map(|r| r.tls.clone()),
+                notes: {
+                    let mut notes: Vec<String> = Vec::new();
+                    for n in all.iter().flat_map(|r| r.notes.iter()) {
+                        if !notes.contains(n) {
+                            notes.push(n.clone());
+                        }
+                    }
+                    notes
+                },
             }
         })
         .collect()
@@ -132,9 +162,17 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
 pub fn markdown(report: &Report) -> String {
     let rows = rows(&report.results);
     let mut s = String::new();
+    let transport = if report.transport.is_empty() {
+        "plain TCP"
+    } else {
+        report.transport.as_str()
+    };
+    let files = report
+        .open_files
+        .map_or(String::new(), |n| format!(", open-file limit {n}"));
     let _ = writeln!(
         s,
-        "# wardmq-bench results\n\n`{}` — {} round(s), {:.0} s per traffic scenario, persistence {}, {} cores.\n",
+        "# wardmq-bench results\n\n`{}` — {} round(s), {:.0} s per traffic scenario, persistence {}, {transport}, {} cores{files}.\n",
         report.command,
         report.rounds,
         report.duration_s,
@@ -180,6 +218,28 @@ pub fn markdown(report: &Report) -> String {
             r(|x| x.cpu_us_per_item),
         );
     }
+    s.push_str(&defender_section(&rows));
+    let mut negotiated: Vec<(String, String)> = Vec::new();
+    for row in &rows {
+        if let Some(t) = &row.tls {
+            if !negotiated.iter().any(|(p, _)| *p == row.peer) {
+                negotiated.push((row.peer.clone(), t.clone()));
+            }
+        }
+    }
+    if !negotiated.is_empty() {
+        let list: Vec<String> = negotiated.iter().map(|(p, t)| format!("{p} {t}")).collect();
+        let _ = writeln!(s, "\nTLS negotiated: {}.", list.join("; "));
+    }
+    let noted: Vec<&Row> = rows.iter().filter(|r| !r.notes.is_empty()).collect();
+    if !noted.is_empty() {
+        s.push_str("\nNotes:\n\n");
+        for r in noted {
+            for n in &r.notes {
+                let _ = writeln!(s, "- {} / {}: {n}", r.scenario, r.peer);
+            }
+        }
+    }
     let failures: Vec<&Row> = rows.iter().filter(|r| r.error.is_some()).collect();
     if !failures.is_empty() {
         s.push_str("\nErrors:\n\n");
@@ -198,6 +258,109 @@ pub fn markdown(report: &Report) -> String {
          p99, RSS and CPU below 1 mean wardmq needed less.\n",
     );
     s
+}
+
+/// The defender's price in one scenario: wardmq's throughput with the
+/// defender on and off.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DefenderCost {
+    pub scenario: String,
+    pub unit: String,
+    pub on: f64,
+    pub off: f64,
+}
+
+impl DefenderCost {
+    /// on / off: below 1 means the defender slowed wardmq down.
+    pub fn ratio(&self) -> f64 {
+        ratio(Some(self.on), Some(self.off)).unwrap_or(f64::NAN)
+    }
+
+    /// Throughput lost to the defender, as a fraction (negative: the run
+    /// with the defender happened to be faster, i.e. noise).
+    pub fn cost(&self) -> f64 {
+        1.0 - self.ratio()
+    }
+}
+
+/// Every scenario with both a `wardmq` and a `wardmq-nodefender` row.
+pub fn defender_costs(rows: &[Row]) -> Vec<DefenderCost> {
+    rows.iter()
+        .filter(|r| r.peer == BASELINE)
+        .filter_map(|on| {
+            let off = rows
+                .iter()
+                .find(|r| r.scenario == on.scenario && r.peer == NO_DEFENDER)?;
+            match (on.throughput, off.throughput) {
+                (Some(a), Some(b)) if b > 0.0 => Some(DefenderCost {
+                    scenario: on.scenario.clone(),
+                    unit: on.unit.clone(),
+                    on: a,
+                    off: b,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn defender_section(rows: &[Row]) -> String {
+    let costs = defender_costs(rows);
+    let mut s = String::new();
+    if costs.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\nDefender cost: wardmq (defender on, 1 s periods) ÷ {NO_DEFENDER}; target: at most {:.0} % lower.\n",
+        DEFENDER_COST_TARGET * 100.0
+    );
+    s.push_str(
+        "| scenario | defender on | defender off | on/off | cost |\n|---|---:|---:|---:|---:|\n",
+    );
+    for c in &costs {
+        let _ = writeln!(
+            s,
+            "| {} | {} {} | {} {} | {} | {} |",
+            c.scenario,
+            fmt_rate(c.on),
+            c.unit,
+            fmt_rate(c.off),
+            c.unit,
+            fmt_ratio(Some(c.ratio())),
+            fmt_cost(c.cost()),
+        );
+    }
+    let over: Vec<String> = costs
+        .iter()
+        // The tolerance keeps exactly 5 % (0.95 / 1.0 in floating point) within.
+        .filter(|c| c.cost() > DEFENDER_COST_TARGET + 1e-9)
+        .map(|c| format!("{} ({})", c.scenario, fmt_cost(c.cost())))
+        .collect();
+    if over.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nDefender cost within {:.0} % in every scenario.",
+            DEFENDER_COST_TARGET * 100.0
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "\nDefender cost over {:.0} %: {}.",
+            DEFENDER_COST_TARGET * 100.0,
+            over.join(", ")
+        );
+    }
+    s
+}
+
+/// A cost fraction as a signed percentage: `3.2 %`, `-1.0 %`.
+pub fn fmt_cost(cost: f64) -> String {
+    if cost.is_finite() {
+        format!("{:.1} %", cost * 100.0)
+    } else {
+        "–".to_string()
+    }
 }
 
 /// `YYYY-MM-DD-HHMMSS` (UTC) for file names, from Unix seconds.
@@ -282,6 +445,8 @@ pub(crate) mod tests {
             mem_per_conn_kib: None,
             errors: 0,
             error: None,
+            tls: None,
+            notes: Vec::new(),
         }
     }
 
@@ -293,6 +458,8 @@ pub(crate) mod tests {
             rounds: 1,
             persistence: false,
             cores: 2,
+            transport: String::new(),
+            open_files: None,
             results,
         }
     }
@@ -337,6 +504,61 @@ pub(crate) mod tests {
         let md = markdown(&report(results));
         assert!(md.contains("| pairs-qos1 | rumqttd | – | – |"), "{md}");
         assert!(md.contains("- pairs-qos1 / rumqttd: did not start"));
+    }
+
+    #[test]
+    fn defender_cost_is_on_over_off() {
+        let results = vec![
+            result("fanin-qos0", "wardmq", 95_000.0, 1_000.0),
+            result("fanin-qos0", "wardmq-nodefender", 100_000.0, 1_000.0),
+            result("fanin-qos0", "mosquitto", 50_000.0, 1_000.0),
+            result("storm", "wardmq", 1_010.0, 1_000.0),
+            result("storm", "wardmq-nodefender", 1_000.0, 1_000.0),
+            // No defender-off row: no cost line.
+            result("idle", "wardmq", 10.0, 1.0),
+        ];
+        let costs = defender_costs(&rows(&results));
+        assert_eq!(costs.len(), 2);
+        assert_eq!(costs[0].scenario, "fanin-qos0");
+        assert!((costs[0].ratio() - 0.95).abs() < 1e-12);
+        assert!((costs[0].cost() - 0.05).abs() < 1e-12);
+        assert!((costs[1].cost() + 0.01).abs() < 1e-12);
+        assert_eq!(fmt_cost(costs[0].cost()), "5.0 %");
+        assert_eq!(fmt_cost(costs[1].cost()), "-1.0 %");
+
+        let md = markdown(&report(results));
+        assert!(
+            md.contains("| fanin-qos0 | 95.0k msg/s | 100.0k msg/s | 0.95× | 5.0 % |"),
+            "{md}"
+        );
+        assert!(md.contains("Defender cost within 5 % in every scenario."));
+
+        let over = vec![
+            result("pairs-qos1", "wardmq", 90.0, 1.0),
+            result("pairs-qos1", "wardmq-nodefender", 100.0, 1.0),
+        ];
+        let md = markdown(&report(over));
+        assert!(
+            md.contains("Defender cost over 5 %: pairs-qos1 (10.0 %)."),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn tls_and_notes_are_shown() {
+        let mut a = result("idle-50k", "wardmq", 1000.0, 1.0);
+        a.tls = Some("TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519".into());
+        a.notes = vec!["only 19744 of 50000 connections attempted".into()];
+        let mut r = report(vec![a]);
+        r.transport = "mutual TLS".into();
+        r.open_files = Some(20_000);
+        let md = markdown(&r);
+        assert!(
+            md.contains("persistence off, mutual TLS, 2 cores, open-file limit 20000."),
+            "{md}"
+        );
+        assert!(md.contains("TLS negotiated: wardmq TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519."));
+        assert!(md.contains("- idle-50k / wardmq: only 19744 of 50000 connections attempted"));
     }
 
     #[test]

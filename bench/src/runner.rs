@@ -101,6 +101,8 @@ async fn run_one(
         mem_per_conn_kib: None,
         errors: 0,
         error: None,
+        tls: None,
+        notes: Vec::new(),
     };
     if let Err(e) = measure(plan, scenario, target, bin, label, &mut result).await {
         result.error = Some(format!("{e:#}"));
@@ -118,7 +120,8 @@ async fn measure(
 ) -> Result<()> {
     crate::client::new_run();
     let mut peer = Peer::start(target, bin, &plan.peers)?;
-    let ep = Endpoint::new(peer.addr, plan.transport)?;
+    let transport = plan.transport.for_run();
+    let ep = Endpoint::new(peer.addr, transport.clone())?;
     let pid = peer.pid();
     let cpu_before = pid.map(procstat::cpu_seconds).transpose()?;
     let limit = scenario.time_limit(plan.settings.duration);
@@ -139,6 +142,8 @@ async fn measure(
     out.latency = m.latency.summary();
     out.mem_per_conn_kib = m.mem_per_conn_kib;
     out.errors = m.errors;
+    out.tls = transport.negotiated();
+    out.notes = m.notes;
     if m.received == 0 {
         out.error = m
             .first_error

@@ -34,6 +34,8 @@ const DRAIN_IDLE: Duration = Duration::from_secs(2);
 const CONNECT_PHASE_MAX: Duration = Duration::from_secs(120);
 /// Time for the broker's memory to settle before an idle run reads it.
 const IDLE_SETTLE: Duration = Duration::from_secs(1);
+/// How long an idle connection may take to answer the final PINGREQ.
+const PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Who talks to whom.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -50,9 +52,9 @@ pub enum Pattern {
         connections: usize,
         rate: Option<f64>,
     },
-    /// `connections` clients connect and sit idle: broker memory per
-    /// connection.
-    Idle { connections: usize },
+    /// `connections` clients connect and sit idle for `hold`: broker memory
+    /// per connection; then each must answer a PINGREQ.
+    Idle { connections: usize, hold: Duration },
 }
 
 #[derive(Clone, Debug)]
@@ -101,7 +103,8 @@ pub fn catalog() -> Vec<Scenario> {
         traffic("pairs-qos1-4k", "20 pairs flat out (window 100), QoS 1, 4 KiB", Pairs { pairs: 20 }, 1, 4096, None),
         traffic("pairs-qos0-64k", "10 pairs at 2000 msg/s in total, QoS 0, 64 KiB", Pairs { pairs: 10 }, 0, 65536, Some(2000.0)),
         traffic("storm", "5000 clients connect flat out (200 at a time); rate = CONNACKs/s, latency = CONNECT->CONNACK", Storm { connections: 5000, rate: None }, 0, 0, None),
-        traffic("idle", "5000 idle connections; broker RSS growth per connection", Idle { connections: 5000 }, 0, 0, None),
+        traffic("idle", "5000 idle connections; broker RSS growth per connection", Idle { connections: 5000, hold: IDLE_SETTLE }, 0, 0, None),
+        traffic("idle-50k", "50,000 idle connections held 5 s (over several source addresses); RSS per connection, all still answering?", Idle { connections: 50_000, hold: Duration::from_secs(5) }, 0, 0, None),
     ]
 }
 
@@ -145,6 +148,8 @@ pub struct Measured {
     /// rather than aborting the run; the first is kept.
     pub errors: u64,
     pub first_error: Option<String>,
+    /// Remarks for the report (a capped connection count, idle liveness).
+    pub notes: Vec<String>,
 }
 
 /// Settings that apply to every scenario of a run.
@@ -154,6 +159,9 @@ pub struct RunSettings {
     /// Persistent sessions (clean session 0) when persistence is on.
     pub persistent: bool,
     pub show_progress: bool,
+    /// Most connections one storm or idle run may hold: the open-file
+    /// limit (bench and broker alike) less a reserve.
+    pub max_connections: usize,
 }
 
 impl Scenario {
@@ -162,8 +170,9 @@ impl Scenario {
     /// blocked in a write forever.
     pub fn time_limit(&self, duration: Duration) -> Duration {
         match self.pattern {
-            Pattern::Storm { .. } | Pattern::Idle { .. } => {
-                CONNECT_PHASE_MAX + IDLE_SETTLE + Duration::from_secs(30)
+            Pattern::Storm { .. } => CONNECT_PHASE_MAX + Duration::from_secs(30),
+            Pattern::Idle { hold, .. } => {
+                CONNECT_PHASE_MAX + hold + PING_TIMEOUT + Duration::from_secs(30)
             }
             _ => duration + 2 * DRAIN_MAX + CONNECT_PHASE_MAX,
         }
@@ -181,30 +190,50 @@ impl Scenario {
         let qos = client::qos(self.qos)?;
         match self.pattern {
             Pattern::Storm { connections, rate } => {
-                let bar = progress(settings, label, connections as u64);
-                let (m, conns) = storm(ep, connections, rate, settings.persistent, &bar).await?;
+                let (attempt, note) = capped(connections, settings.max_connections);
+                let bar = progress(settings, label, attempt as u64);
+                let (mut m, conns) = storm(ep, attempt, rate, settings.persistent, &bar).await?;
                 bar.finish_and_clear();
                 drop(conns);
+                m.expected = connections as u64;
+                m.notes.extend(note);
                 Ok(m)
             }
-            Pattern::Idle { connections } => {
+            Pattern::Idle { connections, hold } => {
                 let pid = broker_pid.ok_or_else(|| {
                     anyhow!(
                         "the idle scenario needs a broker the bench started (to read its memory)"
                     )
                 })?;
+                let (attempt, note) = capped(connections, settings.max_connections);
                 let before = procstat::memory(pid)?.rss_kib;
-                let bar = progress(settings, label, connections as u64);
-                let (mut m, conns) =
-                    storm(ep, connections, None, settings.persistent, &bar).await?;
+                let bar = progress(settings, label, attempt as u64);
+                let (mut m, mut conns) =
+                    storm(ep, attempt, None, settings.persistent, &bar).await?;
                 bar.finish_and_clear();
-                tokio::time::sleep(IDLE_SETTLE).await;
-                let after = procstat::memory(pid)?.rss_kib;
-                if !conns.is_empty() {
-                    m.mem_per_conn_kib =
-                        Some(after.saturating_sub(before) as f64 / conns.len() as f64);
+                m.expected = connections as u64;
+                m.notes.extend(note);
+                for c in &mut conns {
+                    c.go_idle();
                 }
-                drop(conns);
+                tokio::time::sleep(hold).await;
+                let after = procstat::memory(pid)?.rss_kib;
+                m.mem_per_conn_kib = per_connection_kib(before, after, conns.len());
+                // Still there after the hold? Every connection must answer.
+                let held = conns.len();
+                let dead = ping_all(conns).await;
+                if dead > 0 {
+                    m.errors += dead as u64;
+                    m.notes.push(format!(
+                        "{dead} of {held} connections did not answer PINGREQ after {:.0} s idle",
+                        hold.as_secs_f64()
+                    ));
+                } else {
+                    m.notes.push(format!(
+                        "all {held} connections answered PINGREQ after {:.0} s idle",
+                        hold.as_secs_f64()
+                    ));
+                }
                 Ok(m)
             }
             _ => self.run_traffic(ep, qos, settings, label).await,
@@ -244,13 +273,13 @@ impl Scenario {
         };
 
         let clean = !settings.persistent;
-        let sub_conns = connect_all(ep, &format!("s{tag}"), sub_filters.len(), clean).await?;
+        let sub_conns = connect_all(&ep, &format!("s{tag}"), sub_filters.len(), clean).await?;
         let mut subscribers = Vec::with_capacity(sub_conns.len());
         for (mut conn, filter) in sub_conns.into_iter().zip(&sub_filters) {
             conn.subscribe(filter, qos).await?;
             subscribers.push(conn);
         }
-        let publishers = connect_all(ep, &format!("p{tag}"), pub_topics.len(), clean).await?;
+        let publishers = connect_all(&ep, &format!("p{tag}"), pub_topics.len(), clean).await?;
 
         let received = Arc::new(AtomicU64::new(0));
         let last_rx_ns = Arc::new(AtomicU64::new(0));
@@ -344,8 +373,56 @@ impl Scenario {
             mem_per_conn_kib: None,
             errors,
             first_error,
+            notes: Vec::new(),
         })
     }
+}
+
+/// How many of `wanted` connections a run can hold within `max`, and a
+/// note saying why when that is fewer.
+pub fn capped(wanted: usize, max: usize) -> (usize, Option<String>) {
+    if wanted <= max {
+        (wanted, None)
+    } else {
+        (
+            max,
+            Some(format!(
+                "only {max} of {wanted} connections attempted: the open-file limit \
+                 (see the report header) leaves room for no more in the bench and the broker"
+            )),
+        )
+    }
+}
+
+/// Broker RSS growth per connection, KiB; `None` without connections.
+pub fn per_connection_kib(before_kib: u64, after_kib: u64, conns: usize) -> Option<f64> {
+    (conns > 0).then(|| after_kib.saturating_sub(before_kib) as f64 / conns as f64)
+}
+
+/// Pings every connection at once; returns how many did not answer in
+/// time. The connections are closed afterwards.
+async fn ping_all(conns: Vec<Conn>) -> usize {
+    let mut tasks = JoinSet::new();
+    for mut c in conns {
+        tasks.spawn(async move {
+            let ok = matches!(
+                tokio::time::timeout(PING_TIMEOUT, c.ping()).await,
+                Ok(Ok(()))
+            );
+            // Keep the connection open until every ping has been sent, so
+            // closing some does not relieve the broker for the others.
+            (ok, c)
+        });
+    }
+    let mut dead = 0;
+    let mut done = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((true, c)) => done.push(c),
+            _ => dead += 1,
+        }
+    }
+    dead
 }
 
 /// Sleeps until a std `Instant` (the bench's clock type throughout).
@@ -377,12 +454,13 @@ fn progress(settings: &RunSettings, label: &str, len: u64) -> ProgressBar {
 /// Connects `n` clients named `{prefix}-{i}`, a bounded number at a time,
 /// in order. Any failure fails the setup: a traffic run with missing clients
 /// would measure a different scenario.
-async fn connect_all(ep: Endpoint, prefix: &str, n: usize, clean: bool) -> Result<Vec<Conn>> {
+async fn connect_all(ep: &Endpoint, prefix: &str, n: usize, clean: bool) -> Result<Vec<Conn>> {
     let sem = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let mut tasks = JoinSet::new();
     for i in 0..n {
         let permit = sem.clone().acquire_owned().await?;
         let id = format!("{prefix}-{i}");
+        let ep = ep.clone();
         tasks.spawn(async move {
             let conn = Conn::connect(&ep, client::next_index(), &id, clean).await;
             drop(permit);
@@ -425,6 +503,7 @@ async fn storm(
         }
         let permit = sem.clone().acquire_owned().await?;
         let id = format!("c{tag}-{i}");
+        let ep = ep.clone();
         tasks.spawn(async move {
             let t0 = Instant::now();
             let conn = Conn::connect(&ep, client::next_index(), &id, !persistent).await;
@@ -459,6 +538,7 @@ async fn storm(
         mem_per_conn_kib: None,
         errors,
         first_error,
+        notes: Vec::new(),
     };
     Ok((m, conns))
 }
