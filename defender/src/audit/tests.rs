@@ -1452,3 +1452,104 @@ fn tasks_cancel_list_and_survive_a_restart() {
     again.shutdown();
     let _ = &f.dir;
 }
+
+#[test]
+fn a_waiting_task_is_canceled_at_once_and_notified_when_dequeued() {
+    let f = fixture();
+    let a = &f.audit;
+    enable(a, &["LOGGING_DISABLED_CHECK"]);
+    a.update_configuration(ConfigurationUpdate {
+        audit_notification_target_configurations: Some(BTreeMap::from([(
+            AuditNotificationType::Sns,
+            AuditNotificationTarget {
+                target_arn: Some("arn:aws:sns:us-east-1:123456789012:audits".into()),
+                role_arn: None,
+                enabled: true,
+            },
+        )])),
+        ..ConfigurationUpdate::default()
+    })
+    .expect("target");
+    // A task that is recorded but not yet taken by the worker.
+    let task = Audit::new_task(
+        &[CheckName::LoggingDisabled],
+        AuditTaskType::OnDemandAuditTask,
+        None,
+        crate::engine::now(),
+    );
+    let id = task.task_id.clone();
+    a.state().tasks.insert(id.clone(), task);
+    a.cancel_audit_task(&id).expect("cancels");
+    let t = a.describe_audit_task(&id).expect("task");
+    assert_eq!(t.task_status, AuditTaskStatus::Canceled);
+    assert_eq!(
+        t.audit_details[&CheckName::LoggingDisabled].check_run_status,
+        AuditCheckRunStatus::Canceled
+    );
+    assert!(matches!(
+        a.cancel_audit_task(&id),
+        Err(AuditError::InvalidRequest(_))
+    ));
+    // The worker, when it reaches it, runs nothing and notifies.
+    a.inner
+        .work
+        .send(Work::Run {
+            task_id: id.clone(),
+            window_start: Timestamp::from_millis(0),
+        })
+        .expect("queued");
+    let deadline = std::time::Instant::now() + WAIT;
+    while f.sent.lock().expect("lock").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no notification");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let body: Value = serde_json::from_slice(&f.sent.lock().expect("lock")[0].1).expect("JSON");
+    assert_eq!(body["taskStatus"], "CANCELED");
+    assert_eq!(body["canceledChecksCount"], 1);
+}
+
+#[test]
+fn findings_and_tasks_expire_after_90_days() {
+    let f = fixture();
+    let store = f.db.audit();
+    let old = Timestamp::from_millis(1_000_000);
+    let mut task = Audit::new_task(
+        &[CheckName::LoggingDisabled],
+        AuditTaskType::OnDemandAuditTask,
+        None,
+        old,
+    );
+    task.task_status = AuditTaskStatus::Completed;
+    let finding = AuditFinding {
+        finding_id: "f-old".into(),
+        task_id: task.task_id.clone(),
+        check_name: CheckName::LoggingDisabled,
+        task_start_time: old,
+        finding_time: old,
+        severity: Severity::Low,
+        non_compliant_resource: Resource::new(
+            ResourceType::AccountSettings,
+            ResourceIdentifier::account("123456789012"),
+        ),
+        related_resources: Vec::new(),
+        reason_for_non_compliance: "x".into(),
+        reason_for_non_compliance_code: "LOGGING_DISABLED".into(),
+        is_suppressed: false,
+    };
+    store
+        .commit(&[
+            AuditWrite::PutTask(task.clone()),
+            AuditWrite::Findings {
+                first_seq: 0,
+                findings: vec![finding.clone()],
+            },
+        ])
+        .expect("commit");
+    assert_eq!(store.finding("f-old").expect("reads"), Some(finding));
+    let removed = store
+        .expire(Timestamp::from_millis(2_000_000))
+        .expect("expires");
+    assert_eq!(removed, 1);
+    assert_eq!(store.finding("f-old").expect("reads"), None);
+    assert!(store.load().expect("loads").tasks.is_empty());
+}
