@@ -409,10 +409,25 @@ fn run_task(inner: &Inner, task_id: &str, window_start: Timestamp) {
                 .is_some_and(|c| c.enabled);
         let check_started = Instant::now();
         let (details, findings) = if enabled {
-            let outcome = ctx.run(check, &config);
+            // A bug in one check fails that check, not the worker.
+            let ran =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ctx.run(check, &config)));
             let task = lock(&inner.state).tasks.get(task_id).cloned();
             let Some(task) = task else { return };
-            finalize(&task, check, outcome, &suppressions, (inner.clock)())
+            match ran {
+                Ok(outcome) => finalize(&task, check, outcome, &suppressions, (inner.clock)()),
+                Err(_) => {
+                    tracing::error!(task_id, %check, "audit check panicked");
+                    (
+                        AuditCheckDetails {
+                            check_run_status: AuditCheckRunStatus::Failed,
+                            message: Some("internal error while running the check".into()),
+                            ..AuditCheckDetails::in_progress()
+                        },
+                        Vec::new(),
+                    )
+                }
+            }
         } else {
             (
                 AuditCheckDetails {
