@@ -1,14 +1,18 @@
-//! Starting the defender next to the broker: its store, its alert routing
-//! and, once the broker runs, the broker's side of device reports.
+//! Starting the defender next to the broker: its store, its alert routing,
+//! the audit and, once the broker runs, the broker's side of device reports.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::path::PathBuf;
 use tracing::info;
+
 use wardmq_broker::codec::QoS;
+use wardmq_broker::observer::Observer;
 use wardmq_broker::publisher::Publisher;
 use wardmq_broker::registry::Registry;
 use wardmq_defender::alerts::{sink_name, sns_message, AlertRouter};
+use wardmq_defender::audit::{Audit, AuditSettings, Notify};
 use wardmq_defender::catalog::Catalog;
 use wardmq_defender::detect::model::ViolationEvent;
 use wardmq_defender::engine::{AlertSender, Defender, DetectConfig};
@@ -17,7 +21,7 @@ use wardmq_defender::store::DefenderDb;
 
 /// Routes violation events to the sink their profile's alert target
 /// names, as SNS-shaped JSON.
-struct Alerts(AlertRouter);
+struct Alerts(Arc<AlertRouter>);
 
 impl AlertSender for Alerts {
     fn send(&self, target_arn: &str, event: &ViolationEvent) {
@@ -30,33 +34,91 @@ impl AlertSender for Alerts {
     }
 }
 
-/// Starts the defender on `db`, evaluating what `catalog` holds, or `None`
-/// when it is disabled.
+/// The defender and its audit, running.
+#[derive(Clone)]
+pub struct Defend {
+    pub defender: Defender,
+    pub audit: Audit,
+}
+
+impl Defend {
+    /// The broker's observer: the defender's counters and the audit's
+    /// connection log.
+    pub fn observer(&self) -> Arc<dyn Observer> {
+        Arc::new(wardmq_defender::audit::Both::new(
+            self.defender.observer(),
+            self.audit.connection_log(),
+        ))
+    }
+
+    /// Stops both workers (blocking joins: call off the runtime).
+    pub fn shutdown(&self) {
+        self.audit.shutdown();
+        self.defender.shutdown();
+    }
+}
+
+/// Starts the defender on `db`, evaluating what `catalog` holds, and the
+/// audit (which reads `crls`, the device listener's CRL files), or `None`
+/// when the defender is disabled.
 pub fn start(
     settings: DefenderSettings,
     db: DefenderDb,
     catalog: &Catalog,
     registry: &Registry,
     publisher: Publisher,
-) -> Result<Option<Defender>, String> {
+    crls: Vec<(String, PathBuf)>,
+) -> Result<Option<Defend>, String> {
     if !settings.enabled {
         info!("defender disabled");
         return Ok(None);
     }
-    let router = AlertRouter::new(
-        &settings.alert_sinks,
-        Arc::new(move |topic: &str, body: Vec<u8>| {
-            if let Err(e) = publisher.publish(topic, body, QoS::AtLeastOnce, false) {
-                tracing::warn!(topic, error = ?e, "MQTT alert not published");
-            }
-        }),
-    )
-    .map_err(|e| format!("invalid alert sink: {e}"))?;
+    let router = Arc::new(
+        AlertRouter::new(
+            &settings.alert_sinks,
+            Arc::new(move |topic: &str, body: Vec<u8>| {
+                if let Err(e) = publisher.publish(topic, body, QoS::AtLeastOnce, false) {
+                    tracing::warn!(topic, error = ?e, "MQTT alert not published");
+                }
+            }),
+        )
+        .map_err(|e| format!("invalid alert sink: {e}"))?,
+    );
+    let audit_settings = AuditSettings {
+        crls,
+        alert_sinks: Some(
+            settings
+                .alert_sinks
+                .iter()
+                .map(|s| s.name.clone())
+                .collect(),
+        ),
+        ..AuditSettings::default()
+    };
+    let notify_router = router.clone();
+    // Audit notifications go to the sink the SNS target ARN names, like
+    // violation alerts.
+    let notify: Notify =
+        Arc::new(
+            move |target_arn: &str, body: Vec<u8>| match sink_name(target_arn) {
+                Some(sink) => {
+                    notify_router.send(sink, body.into());
+                }
+                None => {
+                    tracing::warn!(
+                        target_arn,
+                        "audit notification target is not an SNS ARN; dropped"
+                    )
+                }
+            },
+        );
+    let audit = Audit::open(&db, registry.clone(), audit_settings, Some(notify))
+        .map_err(|e| format!("cannot start the audit: {e}"))?;
     let alerts = Arc::new(Alerts(router));
     let defender = Defender::start(settings, db, Some(registry.clone()), alerts)
         .map_err(|e| format!("cannot start the defender: {e}"))?;
     follow(defender.clone(), catalog.clone());
-    Ok(Some(defender))
+    Ok(Some(Defend { defender, audit }))
 }
 
 /// How often the catalog is checked for changes: an API write reaches

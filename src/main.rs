@@ -204,12 +204,18 @@ async fn run(parts: Parts) -> ExitCode {
         None => None,
     };
     let publisher = Publisher::new();
+    let crls = settings
+        .tls
+        .as_ref()
+        .map(|t| t.crls.clone())
+        .unwrap_or_default();
     let defender = match defend::start(
         defender,
         defender_db,
         &catalog,
         &registry,
         publisher.clone(),
+        crls,
     ) {
         Ok(defender) => defender,
         Err(e) => {
@@ -224,7 +230,7 @@ async fn run(parts: Parts) -> ExitCode {
     };
     if let Some(d) = &defender {
         services.observer = d.observer();
-        services.interceptor = Some(Arc::new(d.clone()));
+        services.interceptor = Some(Arc::new(d.defender.clone()));
     }
     let server = match Server::start_with(settings, services).await {
         Ok(server) => server,
@@ -303,7 +309,7 @@ async fn start_admin(
     admin: &AdminSettings,
     registry: Registry,
     catalog: Catalog,
-    defender: Option<wardmq_defender::engine::Defender>,
+    defender: Option<defend::Defend>,
     region: &str,
 ) -> Result<Option<AdminServer>, String> {
     let Some(listen) = admin.listen else {
@@ -323,7 +329,8 @@ async fn start_admin(
         registry,
         credentials,
         issuer,
-        defender,
+        audit: defender.as_ref().map(|d| d.audit.clone()),
+        defender: defender.map(|d| d.defender),
         catalog: Some(catalog),
     };
     let server = AdminServer::start(listen, state)

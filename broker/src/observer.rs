@@ -99,6 +99,13 @@ pub trait Observer: Send + Sync + 'static {
         None
     }
 
+    /// The same connection as [`Observer::connected`], called right after
+    /// it, with the id of the certificate the device presented (`None` on
+    /// plain TCP). The audit's connection log needs the principal of each
+    /// connection (shared certificates, client-ID takeovers).
+    fn device_connected(&self, _client_id: &str, _certificate_id: Option<&str>, _peer: SocketAddr) {
+    }
+
     /// A client ID connected while already connected elsewhere; the old
     /// connection is being closed (v5 reason 0x8E).
     fn session_taken_over(&self, _client_id: &str, _old_peer: SocketAddr, _new_peer: SocketAddr) {}

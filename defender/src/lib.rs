@@ -6,6 +6,7 @@
 
 pub mod alarms;
 pub mod alerts;
+pub mod audit;
 pub mod catalog;
 pub mod detect;
 pub mod engine;

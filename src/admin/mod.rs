@@ -1,7 +1,8 @@
 //! Admin HTTP API: the AWS IoT REST-JSON operations of the registry and
-//! of the Device Defender Detect configuration, SigV4-authenticated, so
+//! of Device Defender (Detect configuration and results, Audit), SigV4-authenticated, so
 //! `aws iot ... --endpoint-url` and boto3 work unchanged. One module per resource family; `server` assembles them.
 
+mod audit;
 mod auth;
 mod ca_certificates;
 mod certificates;

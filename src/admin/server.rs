@@ -16,7 +16,7 @@ use wardmq_defender::catalog::Catalog;
 use super::credentials::Credentials;
 use super::issuer::Issuer;
 use super::{
-    auth, ca_certificates, certificates, custom_metrics, dimensions, error, groups, logging,
+    audit, auth, ca_certificates, certificates, custom_metrics, dimensions, error, groups, logging,
     policies, principals, security_profiles, things, violations,
 };
 
@@ -29,6 +29,8 @@ pub struct AppState {
     pub defender: Option<wardmq_defender::engine::Defender>,
     /// The Detect configuration; its routes answer 503 without one.
     pub catalog: Option<Catalog>,
+    /// Device Defender Audit; its routes answer 503 without one.
+    pub audit: Option<wardmq_defender::audit::Audit>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -47,6 +49,7 @@ pub fn router(state: Shared) -> Router {
         .merge(security_profiles::routes())
         .merge(dimensions::routes())
         .merge(custom_metrics::routes())
+        .merge(audit::routes())
         // The auth middleware enforces the limit while buffering; this
         // keeps handlers' own body extraction at the same bound.
         .layer(DefaultBodyLimit::max(auth::MAX_BODY_BYTES))

@@ -7,7 +7,9 @@
 //!   restart) and the violation event history, for ListViolationEvents and
 //!   PutVerificationStateOnViolation;
 //! - the Detect configuration of [`crate::catalog`] (security profiles,
-//!   dimensions, custom metrics, attachments).
+//!   dimensions, custom metrics, attachments);
+//! - the audit's records of [`crate::audit`] (configuration, scheduled
+//!   audits, suppressions, tasks, findings).
 //!
 //! The API is synchronous and every call that writes is one redb
 //! transaction, committed durably before it returns: async callers use
@@ -18,6 +20,7 @@
 //! skipped rather than failing the list or the start.
 
 mod active;
+mod audit_store;
 mod catalog_store;
 mod codec;
 mod error;
@@ -42,6 +45,9 @@ pub use metric_store::{MetricDatum, MetricStore};
 pub use page::{Page, MAX_RESULTS};
 pub use violation_store::ViolationStore;
 
+pub(crate) use audit_store::{
+    AuditStore, AuditWrite, FindingFilter, FindingScope, StoredSuppression, AUDIT_DEFAULT_PAGE,
+};
 pub(crate) use catalog_store::{CatalogStore, CatalogWrite};
 pub(crate) use page::{page_sorted, Fingerprint, TokenKind};
 
@@ -108,6 +114,11 @@ impl DefenderDb {
 
     pub fn violations(&self) -> ViolationStore {
         ViolationStore::new(Arc::clone(&self.db))
+    }
+
+    /// For [`crate::audit::Audit::open`], which owns the records.
+    pub(crate) fn audit(&self) -> AuditStore {
+        AuditStore::new(Arc::clone(&self.db))
     }
 
     /// For [`crate::catalog::Catalog::open`], which owns the records.

@@ -35,6 +35,13 @@ pub(crate) enum TokenKind {
     TargetProfiles = 6,
     Dimensions = 7,
     CustomMetrics = 8,
+    // The audit's lists, numbered apart from the Detect ones.
+    AuditFindingsByTask = 20,
+    AuditFindingsByTime = 21,
+    AuditTasks = 22,
+    ScheduledAudits = 23,
+    AuditSuppressions = 24,
+    RelatedResources = 25,
 }
 
 const TOKEN_V1: u8 = 1;

@@ -38,6 +38,28 @@ pub(crate) const CATALOG_CUSTOM_METRICS: TableDefinition<&[u8], &[u8]> =
 pub(crate) const CATALOG_ATTACHMENTS: TableDefinition<&[u8], ()> =
     TableDefinition::new("catalog_attachments");
 
+/// The audit (`crate::audit`): the account audit configuration (one
+/// record).
+pub(crate) const AUDIT_CONFIG: TableDefinition<&[u8], &[u8]> = TableDefinition::new("audit_config");
+/// Scheduled audit name -> encoded `ScheduledAudit`.
+pub(crate) const AUDIT_SCHEDULED: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("audit_scheduled");
+/// Suppression key (check, resource) -> encoded `StoredSuppression`.
+pub(crate) const AUDIT_SUPPRESSIONS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("audit_suppressions");
+/// Task id -> encoded `AuditTask`.
+pub(crate) const AUDIT_TASKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("audit_tasks");
+/// (task id, 0, sequence) -> encoded `AuditFinding`.
+pub(crate) const AUDIT_FINDINGS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("audit_findings");
+/// (finding time, finding key) -> nothing: the time-range lists and
+/// retention.
+pub(crate) const AUDIT_FINDINGS_BY_TIME: TableDefinition<&[u8], ()> =
+    TableDefinition::new("audit_findings_by_time");
+/// Finding id -> finding key.
+pub(crate) const AUDIT_FINDING_IDS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("audit_finding_ids");
+
 pub(crate) const ALARM_BOOK: &[u8] = b"alarm_book";
 pub(crate) const EVENT_SEQ: &[u8] = b"event_seq";
 /// Bumped by every catalog write, so snapshot generations never repeat,
@@ -58,5 +80,12 @@ pub(crate) fn create_all(db: &Database) -> Result<(), StoreError> {
     txn.open_table(CATALOG_DIMENSIONS).map_err(storage)?;
     txn.open_table(CATALOG_CUSTOM_METRICS).map_err(storage)?;
     txn.open_table(CATALOG_ATTACHMENTS).map_err(storage)?;
+    txn.open_table(AUDIT_CONFIG).map_err(storage)?;
+    txn.open_table(AUDIT_SCHEDULED).map_err(storage)?;
+    txn.open_table(AUDIT_SUPPRESSIONS).map_err(storage)?;
+    txn.open_table(AUDIT_TASKS).map_err(storage)?;
+    txn.open_table(AUDIT_FINDINGS).map_err(storage)?;
+    txn.open_table(AUDIT_FINDINGS_BY_TIME).map_err(storage)?;
+    txn.open_table(AUDIT_FINDING_IDS).map_err(storage)?;
     txn.commit().map_err(storage)
 }

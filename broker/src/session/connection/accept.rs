@@ -66,6 +66,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             ) => Some((trust.subscribe(), ca.clone(), serial.clone())),
             _ => None,
         };
+        let certificate_id = match &principal {
+            Principal::Certificate { id, .. } => Some(id.clone()),
+            Principal::Anonymous => None,
+        };
         let mut access = match Access::load(&hub, principal, &client_id) {
             Ok(access) => access,
             Err(NotActive) => {
@@ -184,6 +188,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let topic_counters = hub
             .observer
             .connected(&client_id, peer, protocol, &counters);
+        hub.observer
+            .device_connected(&client_id, certificate_id.as_deref(), peer);
         tracing::debug!(client_id = %client_id, %peer, ?protocol, "connected");
         Some(Connection {
             window: usize::from(limits.max_inflight.min(client_receive_max)),
