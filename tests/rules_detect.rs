@@ -147,13 +147,10 @@ fn rules_detect_cases() {
     ]);
 }
 
-/// A connection's TOPIC_FILTER counters are built from the dimension set
-/// in force at CONNECT (defender/src/metrics/dimension.rs): once any
-/// profile starts using another dimension, every device connected before
-/// gets no dimension datapoints until it reconnects, so its dimension
-/// behaviours go silent (no alarm for a clear violation).
+/// A device connected before some profile starts using another dimension
+/// keeps its dimension behaviours working without reconnecting (its
+/// counters follow the new dimension set, defender/src/metrics/dimension.rs).
 #[test]
-#[ignore = "bug: adding a dimension to any profile stops dimension datapoints of every connected device until it reconnects (defender/src/metrics/thing.rs PeriodAcc::fold, generation check)"]
 fn dimension_behaviours_survive_a_new_dimension_elsewhere() {
     run_cases(&["dimension-change"]);
 }

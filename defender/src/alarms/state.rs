@@ -15,8 +15,10 @@
 //!   streak. A violating streak older than the invalidation period is
 //!   forgotten, not continued.
 //! - **Invalidation happens in [`AlarmBook::sweep`]** only; the evaluator
-//!   sweeps once per datapoint period, before observing. A datapoint for a
-//!   stale alarm that was not swept yet continues that alarm.
+//!   sweeps once per datapoint period, after observing that period's
+//!   datapoints. An alarm whose data resumes in the period it would have
+//!   expired therefore continues rather than being invalidated and raised
+//!   again under a new ID.
 //! - A clock that steps back never moves `lastData` backwards.
 //! - `alarm-invalidated` carries no `metricValue` (there is no new value);
 //!   `alarm-cleared` carries the compliant value that cleared it.

@@ -146,9 +146,8 @@ impl Collector {
         lock(&self.ips).record(peer.ip(), e, self.config.max_tracked_ips);
     }
 
-    /// Replaces the TOPIC_FILTER dimensions behaviours use. Connections
-    /// made from now on split their counts by the new set; see
-    /// `dimension.rs` for those already connected.
+    /// Replaces the TOPIC_FILTER dimensions behaviours use. Live
+    /// connections follow at their next read (see `dimension.rs`).
     pub fn set_dimensions(&self, dims: Vec<TopicDimension>) {
         let mut guard = self
             .dimensions
@@ -165,9 +164,8 @@ impl Collector {
         self.filters()
     }
 
-    /// The per-topic counters of `client_id`'s connection from `peer`, for
-    /// the broker to bump on every PUBLISH in and out; `None` when no
-    /// dimension exists (the PUBLISH path then does nothing more).
+    /// The per-topic counters of `client_id`'s connection from `peer`, which
+    /// the broker bumps on every PUBLISH in and out.
     pub fn topic_counters(
         &self,
         client_id: &str,
@@ -175,7 +173,10 @@ impl Collector {
     ) -> Option<Arc<ConnTopicCounters>> {
         let shard = self.shard(client_id);
         let st = shard.get(client_id)?;
-        st.conns.iter().find(|c| c.peer == peer)?.topics.clone()
+        st.conns
+            .iter()
+            .find(|c| c.peer == peer)
+            .map(|c| c.topics.clone())
     }
 
     /// When `client_id`'s last connection ended, if it is not connected now.
@@ -250,9 +251,7 @@ impl Observer for Collector {
         counters: &Arc<ConnCounters>,
     ) -> Option<Arc<dyn TopicCounters>> {
         self.record_ip(peer, IpEvent::Connect);
-        let filters = self.filters();
-        let topics =
-            (!filters.is_empty()).then(|| Arc::new(ConnTopicCounters::new(client_id, &filters)));
+        let topics = Arc::new(ConnTopicCounters::new(client_id, &self.filters()));
         self.with_thing(client_id, |st| {
             st.period.active = true;
             st.period.counts.connection_attempts += 1;
@@ -262,8 +261,8 @@ impl Observer for Collector {
             st.conns.reserve_exact(1);
             st.conns.push(LiveConn::new(peer, counters, topics.clone()));
         });
-        // The broker bumps them on every PUBLISH; none without dimensions.
-        topics.map(|t| t as Arc<dyn TopicCounters>)
+        // The broker bumps them on every PUBLISH.
+        Some(topics)
     }
 
     fn session_taken_over(&self, _client_id: &str, _old_peer: SocketAddr, _new_peer: SocketAddr) {

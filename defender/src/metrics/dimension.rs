@@ -2,21 +2,26 @@
 //! to, and the per-connection counters that split a device's messages by
 //! them.
 //!
-//! The PUBLISH path must not pay for dimensions nobody uses. The collector
-//! therefore builds a [`ConnTopicCounters`] for a connection only when at
-//! least one dimension exists; with none, the broker has nothing to call.
-//! When one exists, each PUBLISH matches its topic against the connection's
-//! filters (no allocation: the client ID was substituted at connect) and
-//! bumps one relaxed atomic per dimension, so IN and NOT_IN are both exact.
+//! Every connection gets a [`ConnTopicCounters`]. Each PUBLISH loads the
+//! connection's current slot set (an `arc-swap` load: lock-free, no
+//! allocation), matches its topic against each dimension's filters (the
+//! client ID was substituted when the set was built) and bumps one relaxed
+//! atomic per dimension, so IN and NOT_IN are both exact. With no dimension
+//! the set is empty and a PUBLISH costs that one load.
 //!
-//! A connection keeps the filters it connected with. After the dimension set
-//! changes, a thing whose connection predates the change gets no dimension
-//! datapoint for its message counts until it reconnects: no data rather than
-//! a count made with other filters.
+//! When the dimension set changes, the collector re-points each live
+//! connection at a set built from the new filters the next time it reads it
+//! (period close or disconnect). Counts of a dimension whose name and
+//! filters did not change carry over; a dimension that is new or changed
+//! gets no message datapoint for that one period (its count would cover
+//! only part of it) and exact ones from the next. A PUBLISH racing the
+//! re-pointing may bump the old set after its last read: at most the
+//! messages in flight at that instant go uncounted in the dimension.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use wardmq_broker::topic::matches;
 
 /// AWS's policy variable for the client ID inside a dimension's filters.
@@ -75,6 +80,7 @@ fn substitute(filter: &str, client_id: &str) -> String {
 /// (IN), index 1 those that match none (NOT_IN).
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
+    pub(crate) name: Arc<str>,
     filters: Box<[String]>,
     pub(crate) sent: [AtomicU64; 2],
     pub(crate) received: [AtomicU64; 2],
@@ -82,6 +88,12 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
+    /// The same dimension with the same filters (so its counts mean the
+    /// same thing).
+    pub(crate) fn same_as(&self, other: &Slot) -> bool {
+        self.name == other.name && self.filters == other.filters
+    }
+
     fn side(&self, topic: &str) -> usize {
         if self.filters.iter().any(|f| matches(f, topic)) {
             0
@@ -91,21 +103,21 @@ impl Slot {
     }
 }
 
-/// One connection's message counts split by every dimension. Bumped by the
-/// connection task, read (with `swap`) only by the collector, so each
-/// message is counted in exactly one period.
-#[derive(Debug)]
-pub struct ConnTopicCounters {
+/// A connection's counters for one dimension set: one slot per dimension,
+/// in the set's order.
+#[derive(Debug, Default)]
+pub(crate) struct SlotSet {
     pub(crate) generation: u64,
     pub(crate) slots: Box<[Slot]>,
 }
 
-impl ConnTopicCounters {
-    pub(crate) fn new(client_id: &str, filters: &DimensionFilters) -> Self {
+impl SlotSet {
+    fn new(client_id: &str, filters: &DimensionFilters) -> Self {
         let slots = filters
             .dims
             .iter()
             .map(|d| Slot {
+                name: d.name.clone(),
                 filters: d.filters.iter().map(|f| substitute(f, client_id)).collect(),
                 ..Slot::default()
             })
@@ -115,11 +127,41 @@ impl ConnTopicCounters {
             slots,
         }
     }
+}
+
+/// One connection's message counts split by every dimension. Bumped by the
+/// connection task, read (with `swap`) only by the collector, so each
+/// message is counted in exactly one period.
+#[derive(Debug)]
+pub struct ConnTopicCounters {
+    client_id: Box<str>,
+    current: ArcSwap<SlotSet>,
+}
+
+impl ConnTopicCounters {
+    pub(crate) fn new(client_id: &str, filters: &DimensionFilters) -> Self {
+        Self {
+            client_id: client_id.into(),
+            current: ArcSwap::from_pointee(SlotSet::new(client_id, filters)),
+        }
+    }
+
+    /// The set counted into now.
+    pub(crate) fn slots(&self) -> Arc<SlotSet> {
+        self.current.load_full()
+    }
+
+    /// Counts into a set built from `filters` from now on; returns the set
+    /// counted into until now and the new one.
+    pub(crate) fn repoint(&self, filters: &DimensionFilters) -> (Arc<SlotSet>, Arc<SlotSet>) {
+        let new = Arc::new(SlotSet::new(&self.client_id, filters));
+        (self.current.swap(new.clone()), new)
+    }
 
     /// A PUBLISH from the device on `topic` (after topic-alias resolution)
     /// with a payload of `bytes`.
     pub fn publish_in(&self, topic: &str, bytes: usize) {
-        for s in self.slots.iter() {
+        for s in self.current.load().slots.iter() {
             let i = s.side(topic);
             s.sent[i].fetch_add(1, Ordering::Relaxed);
             s.max_bytes[i].fetch_max(bytes as u64, Ordering::Relaxed);
@@ -128,7 +170,7 @@ impl ConnTopicCounters {
 
     /// A PUBLISH delivered to the device on `topic`.
     pub fn publish_out(&self, topic: &str) {
-        for s in self.slots.iter() {
+        for s in self.current.load().slots.iter() {
             s.received[s.side(topic)].fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -195,7 +237,8 @@ mod tests {
         c.publish_in("device/1/data", 20);
         c.publish_in("d/c1/x", 5);
         c.publish_out("d/c2/x");
-        let s = &c.slots;
+        let set = c.slots();
+        let s = &set.slots;
         let get = |a: &[AtomicU64; 2]| [a[0].load(Ordering::Relaxed), a[1].load(Ordering::Relaxed)];
         assert_eq!(get(&s[0].sent), [1, 2]);
         assert_eq!(get(&s[0].max_bytes), [10, 20]);

@@ -325,14 +325,15 @@ fn dims(c: &Collector) {
 }
 
 /// The broker keeps what `connected` returns and bumps it; it must be the
-/// connection's own counters, and nothing without a dimension.
+/// connection's own counters, handed out even before any dimension exists
+/// (one may be created while the device stays connected).
 #[test]
 fn connected_hands_the_broker_the_connections_topic_counters() {
     let (_t, c) = clock();
     let k = Arc::new(ConnCounters::default());
     assert!(c
         .connected("t0", peer("10.0.0.1:1"), Protocol::V5, &k)
-        .is_none());
+        .is_some());
     dims(&c);
     let handed = c
         .connected("t1", peer("10.0.0.2:1"), Protocol::V5, &k)
@@ -357,11 +358,10 @@ fn topic_filter_dimensions() {
     use DimensionValueOperator::{In, NotIn};
     let (_t, c) = clock();
     let k0 = connect(&c, "old", "10.0.0.1:1");
+    let tc0 = c
+        .topic_counters("old", peer("10.0.0.1:1"))
+        .expect("every connection has topic counters");
     dims(&c);
-    assert!(
-        c.topic_counters("old", peer("10.0.0.1:1")).is_none(),
-        "predates the dimension"
-    );
     let k = connect(&c, "t1", "10.0.0.2:1");
     let tc = c
         .topic_counters("t1", peer("10.0.0.2:1"))
@@ -389,6 +389,7 @@ fn topic_filter_dimensions() {
         "arn:aws:iot:r:1:client/t1",
     );
     publish_in(&k0, 1);
+    tc0.publish_in("device/1/auth", 1);
     let s = c.close_period(Timestamp::from_millis(5 * MIN));
     let m = |t: &str, metric, op| s.measurement(t, metric, Some(("auth", op)));
     assert_eq!(m("t1", NumMessagesSent, In), Some(Measurement::Count(1)));
@@ -415,7 +416,8 @@ fn topic_filter_dimensions() {
         Some(Measurement::Count(1))
     );
     assert_eq!(count(&s, "t1", NumMessagesSent), Some(3));
-    // The old connection counted without the dimension: no datapoint.
+    // The old connection counted this period without the dimension: no
+    // datapoint rather than a partial one.
     assert_eq!(m("old", NumMessagesSent, In), None);
     assert_eq!(count(&s, "old", NumMessagesSent), Some(1));
     // Every datapoint is listed once.
@@ -425,14 +427,56 @@ fn topic_filter_dimensions() {
         .count();
     assert_eq!(n, 8);
 
-    // Next period: deltas.
+    // Next period: deltas, and the old connection now counts by the
+    // dimension without reconnecting.
     tc.publish_in("device/1/auth", 5);
     publish_in(&k, 5);
+    tc0.publish_in("device/1/auth", 1);
+    tc0.publish_in("device/9/data", 1);
+    publish_in(&k0, 1);
+    publish_in(&k0, 1);
     let s = c.close_period(Timestamp::from_millis(10 * MIN));
-    let m = |metric, op| s.measurement("t1", metric, Some(("auth", op)));
-    assert_eq!(m(NumMessagesSent, In), Some(Measurement::Count(1)));
-    assert_eq!(m(NumMessagesSent, NotIn), Some(Measurement::Count(0)));
-    assert_eq!(m(MessageByteSize, NotIn), None);
+    let m = |t: &str, metric, op| s.measurement(t, metric, Some(("auth", op)));
+    assert_eq!(m("t1", NumMessagesSent, In), Some(Measurement::Count(1)));
+    assert_eq!(m("t1", NumMessagesSent, NotIn), Some(Measurement::Count(0)));
+    assert_eq!(m("t1", MessageByteSize, NotIn), None);
+    assert_eq!(m("old", NumMessagesSent, In), Some(Measurement::Count(1)));
+    assert_eq!(
+        m("old", NumMessagesSent, NotIn),
+        Some(Measurement::Count(1))
+    );
+}
+
+/// A dimension added elsewhere does not cost an unchanged one its
+/// datapoint; the new one starts at the next period.
+#[test]
+fn an_unchanged_dimension_keeps_counting_when_another_is_added() {
+    use DimensionValueOperator::In;
+    let (_t, c) = clock();
+    dims(&c);
+    let k = connect(&c, "t1", "10.0.0.2:1");
+    let tc = c.topic_counters("t1", peer("10.0.0.2:1")).expect("live");
+    publish_in(&k, 1);
+    tc.publish_in("device/1/auth", 1);
+    c.set_dimensions(vec![
+        TopicDimension {
+            name: "auth".into(),
+            filters: vec!["device/+/auth".into()],
+        },
+        TopicDimension {
+            name: "data".into(),
+            filters: vec!["device/+/data".into()],
+        },
+    ]);
+    let s = c.close_period(Timestamp::from_millis(5 * MIN));
+    let m = |s: &PeriodSnapshot, d| s.measurement("t1", NumMessagesSent, Some((d, In)));
+    assert_eq!(m(&s, "auth"), Some(Measurement::Count(1)));
+    assert_eq!(m(&s, "data"), None);
+    publish_in(&k, 1);
+    tc.publish_in("device/1/data", 1);
+    let s = c.close_period(Timestamp::from_millis(10 * MIN));
+    assert_eq!(m(&s, "auth"), Some(Measurement::Count(0)));
+    assert_eq!(m(&s, "data"), Some(Measurement::Count(1)));
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use wardmq_broker::observer::ConnCounters;
 
-use super::dimension::{ConnTopicCounters, DimensionFilters};
+use super::dimension::{ConnTopicCounters, DimensionFilters, Slot};
 use super::snapshot::{DimensionCounts, DimensionMessages, ThingCounts, ThingPeriod};
 use crate::detect::model::Timestamp;
 
@@ -29,14 +29,14 @@ pub(crate) struct LiveConn {
     pub(crate) counters: Arc<ConnCounters>,
     last_in: u64,
     last_out: u64,
-    pub(crate) topics: Option<Arc<ConnTopicCounters>>,
+    pub(crate) topics: Arc<ConnTopicCounters>,
 }
 
 impl LiveConn {
     pub(crate) fn new(
         peer: SocketAddr,
         counters: &Arc<ConnCounters>,
-        topics: Option<Arc<ConnTopicCounters>>,
+        topics: Arc<ConnTopicCounters>,
     ) -> Self {
         // Whatever the counters hold already (nothing, normally) belongs to
         // no period of ours.
@@ -59,6 +59,8 @@ pub(crate) struct DimAcc {
     name: Arc<str>,
     messages: DimensionMessages,
     auth: [u64; 2],
+    /// Some connection counted part of this period with other filters.
+    stale: bool,
 }
 
 #[derive(Debug, Default)]
@@ -68,8 +70,6 @@ pub(crate) struct PeriodAcc {
     pub(crate) counts: ThingCounts,
     pub(crate) ips: Vec<IpAddr>,
     pub(crate) dims: Vec<DimAcc>,
-    /// Some connection of this period counted with another dimension set.
-    pub(crate) dims_stale: bool,
 }
 
 #[derive(Debug, Default)]
@@ -133,23 +133,32 @@ impl PeriodAcc {
         if max > 0 || self.counts.messages_sent > 0 {
             self.counts.max_message_bytes = max_opt(self.counts.max_message_bytes, max);
         }
-        let Some(t) = &conn.topics else {
-            self.dims_stale |= !filters.is_empty();
-            return;
-        };
-        if t.generation != filters.generation {
-            self.dims_stale = true;
+        let set = conn.topics.slots();
+        if set.generation == filters.generation {
+            for s in set.slots.iter() {
+                self.drain(s);
+            }
             return;
         }
-        for (d, s) in filters.dims.iter().zip(t.slots.iter()) {
-            let m = &mut self.dim(&d.name).messages;
-            for i in 0..2 {
-                m.sent[i] += s.sent[i].swap(0, Ordering::Relaxed);
-                m.received[i] += s.received[i].swap(0, Ordering::Relaxed);
-                let max = s.max_bytes[i].swap(0, Ordering::Relaxed);
-                if max > 0 || m.sent[i] > 0 {
-                    m.max_bytes[i] = max_opt(m.max_bytes[i], max);
-                }
+        // The dimension set changed since this connection's counters were
+        // built: re-point them, keep what still means the same.
+        let (old, new) = conn.topics.repoint(filters);
+        for s in new.slots.iter() {
+            match old.slots.iter().find(|o| o.same_as(s)) {
+                Some(o) => self.drain(o),
+                None => self.dim(&s.name).stale = true,
+            }
+        }
+    }
+
+    fn drain(&mut self, s: &Slot) {
+        let m = &mut self.dim(&s.name).messages;
+        for i in 0..2 {
+            m.sent[i] += s.sent[i].swap(0, Ordering::Relaxed);
+            m.received[i] += s.received[i].swap(0, Ordering::Relaxed);
+            let max = s.max_bytes[i].swap(0, Ordering::Relaxed);
+            if max > 0 || m.sent[i] > 0 {
+                m.max_bytes[i] = max_opt(m.max_bytes[i], max);
             }
         }
     }
@@ -195,7 +204,6 @@ impl ThingState {
         }
         let mut ips = period.ips;
         ips.sort_unstable();
-        let dims_stale = period.dims_stale;
         let mut accs = period.dims;
         let dimensions = if active {
             filters
@@ -209,7 +217,7 @@ impl ThingState {
                         .unwrap_or_default();
                     DimensionCounts {
                         name: d.name.clone(),
-                        messages: (!dims_stale).then_some(acc.messages),
+                        messages: (!acc.stale).then_some(acc.messages),
                         authorization_failures: acc.auth,
                     }
                 })

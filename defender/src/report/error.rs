@@ -163,7 +163,7 @@ mod tests {
             (
                 ReportError::InvalidThingName(ThingNameError::TooLong),
                 "InvalidThingName",
-                "Invalid thing name: thing name is longer than 128 characters",
+                "Invalid thing name: thing name is longer than 128 bytes",
             ),
             (
                 ReportError::Throttled {

@@ -64,10 +64,9 @@ impl fmt::Display for ThingNameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ThingNameError::Empty => f.write_str("thing name is empty"),
-            ThingNameError::TooLong => write!(
-                f,
-                "thing name is longer than {MAX_THING_NAME_LEN} characters"
-            ),
+            ThingNameError::TooLong => {
+                write!(f, "thing name is longer than {MAX_THING_NAME_LEN} bytes")
+            }
             ThingNameError::BadCharacter => {
                 f.write_str("thing name may contain only a-z, A-Z, 0-9, ':', '_' and '-'")
             }
