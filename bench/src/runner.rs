@@ -42,10 +42,36 @@ pub async fn execute(plan: &Plan) -> Result<Vec<RunResult>> {
             None => {} // unavailable; prepare said why
         }
     }
-    let total = plan.rounds as usize * plan.scenarios.len() * targets.len();
+    let probes = plan
+        .scenarios
+        .iter()
+        .filter(|s| s.half_mosquitto_rate)
+        .count();
+    let total = plan.rounds as usize * (plan.scenarios.len() * targets.len() + probes);
     let mut results = Vec::with_capacity(total);
     for round in 0..plan.rounds {
         for scenario in &plan.scenarios {
+            let scenario = if scenario.half_mosquitto_rate {
+                let n = results.len() + 1;
+                let label = format!(
+                    "[{n}/{total}] {} mosquitto flat out (rate probe)",
+                    scenario.name
+                );
+                let (probe, rate) = probe_rate(plan, scenario, round, &label).await;
+                eprintln!("{label}: {}", summary_line(&probe));
+                results.push(probe);
+                tokio::time::sleep(BETWEEN_RUNS).await;
+                Scenario {
+                    rate,
+                    ..scenario.clone()
+                }
+            } else {
+                scenario.clone()
+            };
+            if scenario.half_mosquitto_rate && scenario.rate.is_none() {
+                continue; // the probe failed and says why
+            }
+            let scenario = &scenario;
             for (target, bin) in &targets {
                 let n = results.len() + 1;
                 let label = format!("[{n}/{total}] {} {}", scenario.name, target);
@@ -57,6 +83,38 @@ pub async fn execute(plan: &Plan) -> Result<Vec<RunResult>> {
         }
     }
     Ok(results)
+}
+
+/// Runs `scenario` flat out against Mosquitto: the result (reported under
+/// the peer `mosquitto-max`) and half its throughput, the rate every target
+/// then gets. `None` when Mosquitto is missing or the probe failed.
+async fn probe_rate(
+    plan: &Plan,
+    scenario: &Scenario,
+    round: u32,
+    label: &str,
+) -> (RunResult, Option<f64>) {
+    let flat_out = Scenario {
+        rate: None,
+        half_mosquitto_rate: false,
+        ..scenario.clone()
+    };
+    let mut r = match peers::prepare(Target::Mosquitto, &plan.peers) {
+        Ok(Some(bin)) => {
+            run_one(plan, &flat_out, Target::Mosquitto, Some(&bin), round, label).await
+        }
+        found => {
+            let mut r = blank(&flat_out, Target::Mosquitto, round);
+            let why = found.err().map(|e| format!(": {e:#}")).unwrap_or_default();
+            r.error = Some(format!(
+                "Mosquitto sets this scenario's rate and is not available{why}"
+            ));
+            r
+        }
+    };
+    r.peer = "mosquitto-max".into();
+    let rate = (r.error.is_none() && r.throughput > 0.0).then(|| r.throughput / 2.0);
+    (r, rate)
 }
 
 fn summary_line(r: &RunResult) -> String {
@@ -73,19 +131,13 @@ fn summary_line(r: &RunResult) -> String {
     )
 }
 
-async fn run_one(
-    plan: &Plan,
-    scenario: &Scenario,
-    target: Target,
-    bin: Option<&std::path::Path>,
-    round: u32,
-    label: &str,
-) -> RunResult {
+/// A result with nothing measured yet.
+fn blank(scenario: &Scenario, target: Target, round: u32) -> RunResult {
     let unit = match scenario.pattern {
         Pattern::Storm { .. } | Pattern::Idle { .. } => "conn/s",
         _ => "msg/s",
     };
-    let mut result = RunResult {
+    RunResult {
         scenario: scenario.name.to_string(),
         peer: target.name(),
         round,
@@ -103,7 +155,18 @@ async fn run_one(
         error: None,
         tls: None,
         notes: Vec::new(),
-    };
+    }
+}
+
+async fn run_one(
+    plan: &Plan,
+    scenario: &Scenario,
+    target: Target,
+    bin: Option<&std::path::Path>,
+    round: u32,
+    label: &str,
+) -> RunResult {
+    let mut result = blank(scenario, target, round);
     if let Err(e) = measure(plan, scenario, target, bin, label, &mut result).await {
         result.error = Some(format!("{e:#}"));
     }

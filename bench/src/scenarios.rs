@@ -67,6 +67,10 @@ pub struct Scenario {
     /// Total publish rate across publishers in messages per second; `None`
     /// sends flat out (QoS 1/2 limited by the in-flight window).
     pub rate: Option<f64>,
+    /// The rate is half of Mosquitto's maximum: the runner first runs this
+    /// scenario flat out against Mosquitto, in the same round, and then
+    /// every target at half that throughput.
+    pub half_mosquitto_rate: bool,
 }
 
 const fn traffic(
@@ -84,6 +88,7 @@ const fn traffic(
         qos,
         payload,
         rate,
+        half_mosquitto_rate: false,
     }
 }
 
@@ -100,6 +105,10 @@ pub fn catalog() -> Vec<Scenario> {
         traffic("pairs-qos1", "50 pairs flat out (window 100), QoS 1, 64 B", Pairs { pairs: 50 }, 1, 64, None),
         traffic("pairs-qos2", "50 pairs flat out (window 100), QoS 2, 64 B", Pairs { pairs: 50 }, 2, 64, None),
         traffic("latency-qos1", "10 pairs at 2000 msg/s in total, QoS 1, 64 B: latency at equal load", Pairs { pairs: 10 }, 1, 64, Some(2000.0)),
+        Scenario {
+            half_mosquitto_rate: true,
+            ..traffic("halfrate-qos1", "50 pairs, QoS 1, 64 B, at half the rate Mosquitto reaches flat out (probed first in the same round): p99 at equal, moderate load", Pairs { pairs: 50 }, 1, 64, None)
+        },
         traffic("pairs-qos1-4k", "20 pairs flat out (window 100), QoS 1, 4 KiB", Pairs { pairs: 20 }, 1, 4096, None),
         traffic("pairs-qos0-64k", "10 pairs at 2000 msg/s in total, QoS 0, 64 KiB", Pairs { pairs: 10 }, 0, 65536, Some(2000.0)),
         traffic("storm", "5000 clients connect flat out (200 at a time); rate = CONNACKs/s, latency = CONNECT->CONNACK", Storm { connections: 5000, rate: None }, 0, 0, None),
@@ -115,6 +124,7 @@ pub const QUICK: &[&str] = &[
     "fanout-qos0",
     "pairs-qos2",
     "latency-qos1",
+    "halfrate-qos1",
     "pairs-qos1-4k",
     "storm",
     "idle",
