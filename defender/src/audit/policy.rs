@@ -33,18 +33,19 @@ use wardmq_broker::authz::{ConditionOperator, Effect, Policy, Statement};
 
 use super::outcome::codes;
 
-/// The data-plane actions the check considers, lower-case.
-const CONNECT: &str = "iot:connect";
-const PUBLISH: [&str; 2] = ["iot:publish", "iot:retainpublish"];
-const SUBSCRIBE: &str = "iot:subscribe";
+/// The data-plane actions the check considers, as AWS spells them (the
+/// match ignores case, as policies do).
+const CONNECT: &str = "iot:Connect";
+const PUBLISH: [&str; 2] = ["iot:Publish", "iot:RetainPublish"];
+const SUBSCRIBE: &str = "iot:Subscribe";
 const THING_ACTIONS: [&str; 7] = [
-    "iot:deletethingshadow",
-    "iot:getthingshadow",
-    "iot:updatethingshadow",
-    "iot:describejobexecution",
-    "iot:getpendingjobexecutions",
-    "iot:startnextpendingjobexecution",
-    "iot:updatejobexecution",
+    "iot:DeleteThingShadow",
+    "iot:GetThingShadow",
+    "iot:UpdateThingShadow",
+    "iot:DescribeJobExecution",
+    "iot:GetPendingJobExecutions",
+    "iot:StartNextPendingJobExecution",
+    "iot:UpdateJobExecution",
 ];
 
 /// `*` any run (including `/`), `?` one character; case-sensitive unless
@@ -76,10 +77,12 @@ pub(crate) fn glob(pattern: &str, text: &str) -> bool {
 }
 
 fn covers(statement: &Statement, action: &str) -> bool {
-    statement
-        .actions()
-        .iter()
-        .any(|a| glob(&a.as_str().to_ascii_lowercase(), action))
+    statement.actions().iter().any(|a| {
+        glob(
+            &a.as_str().to_ascii_lowercase(),
+            &action.to_ascii_lowercase(),
+        )
+    })
 }
 
 /// A resource entry, split: `Any` matches every resource, `Typed` is
@@ -168,23 +171,15 @@ pub(crate) fn overly_permissive(policy: &Policy) -> Vec<String> {
     {
         let mut grants: Vec<(&str, &str, bool)> = Vec::new();
         if covers(s, CONNECT) {
-            grants.push(("iot:Connect", "client", false));
+            grants.push((CONNECT, "client", false));
         }
         for a in PUBLISH {
             if covers(s, a) {
-                grants.push((
-                    if a == "iot:publish" {
-                        "iot:Publish"
-                    } else {
-                        "iot:RetainPublish"
-                    },
-                    "topic",
-                    false,
-                ));
+                grants.push((a, "topic", false));
             }
         }
         if covers(s, SUBSCRIBE) {
-            grants.push(("iot:Subscribe", "topicfilter", true));
+            grants.push((SUBSCRIBE, "topicfilter", true));
         }
         for a in THING_ACTIONS {
             if covers(s, a) {
@@ -402,7 +397,7 @@ mod tests {
         let p = policy(r#"{"Effect":"Allow","Action":"iot:*","Resource":"*"}"#);
         let found = overly_permissive(&p);
         assert!(found.iter().any(|l| l.starts_with("iot:Connect")));
-        assert!(found.iter().any(|l| l.starts_with("iot:getthingshadow")));
+        assert!(found.iter().any(|l| l.starts_with("iot:GetThingShadow")));
         assert!(!found.iter().any(|l| l.contains("Receive")));
         let thing = policy(&format!(
             r#"{{"Effect":"Allow","Action":"iot:UpdateThingShadow","Resource":"{A}:thing/*"}}"#
