@@ -48,6 +48,7 @@ impl Console {
         traffic: Arc<Traffic>,
     ) -> Result<(Console, Option<String>), String> {
         let (password, origin, shown) = Password::load_or_create(password_file)?;
+        tokio::spawn(traffic::run_sampler(traffic.clone()));
         let console = Console {
             gate: Gate::new(user, password, session),
             cookie_secure,

@@ -77,24 +77,23 @@ impl Traffic {
         t
     }
 
-    /// Takes a sample if the last one is older than `SAMPLE_EVERY` and
-    /// returns the rate series (oldest first, seconds before now) and the
-    /// latest rate. Sampling on read needs no timer task; a page viewed
-    /// rarely shows a coarser series.
-    pub fn rates(&self) -> (Vec<(f64, Rates)>, Rates) {
+    /// Records the current totals; `run_sampler` calls it every
+    /// `SAMPLE_EVERY`.
+    pub fn sample(&self) {
         let mut inner = self.lock();
-        let now = Instant::now();
-        let due = inner
-            .samples
-            .back()
-            .is_none_or(|(at, _)| now.duration_since(*at) >= SAMPLE_EVERY);
         let current = Self::totals(&inner);
-        if due {
-            inner.samples.push_back((now, current));
-            while inner.samples.len() > SAMPLES {
-                inner.samples.pop_front();
-            }
+        inner.samples.push_back((Instant::now(), current));
+        while inner.samples.len() > SAMPLES {
+            inner.samples.pop_front();
         }
+    }
+
+    /// The rate series (seconds before now, oldest first) and the rate
+    /// since the newest sample at least a second old.
+    pub fn rates(&self) -> (Vec<(f64, Rates)>, Rates) {
+        let inner = self.lock();
+        let now = Instant::now();
+        let current = Self::totals(&inner);
         let mut series = Vec::new();
         let mut prev: Option<&(Instant, Totals)> = None;
         for s in &inner.samples {
@@ -103,7 +102,6 @@ impl Traffic {
             }
             prev = Some(s);
         }
-        // The latest rate: from the newest sample at least a second old.
         let latest = inner
             .samples
             .iter()
@@ -112,6 +110,15 @@ impl Traffic {
             .map(|s| rate(s, &(now, current)))
             .unwrap_or_default();
         (series, latest)
+    }
+}
+
+/// Samples `traffic` every `SAMPLE_EVERY` until the runtime stops.
+pub async fn run_sampler(traffic: Arc<Traffic>) {
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    loop {
+        tick.tick().await;
+        traffic.sample();
     }
 }
 
@@ -164,5 +171,19 @@ mod tests {
         t.disconnected("dev", peer, true);
         assert_eq!(t.connected_count(), 0);
         assert_eq!(Traffic::totals(&t.lock()).messages_in, 3);
+    }
+
+    #[test]
+    fn rates_between_samples() {
+        let t = Traffic::default();
+        let peer: SocketAddr = ([127, 0, 0, 1], 1000).into();
+        let c = Arc::new(ConnCounters::default());
+        t.connected("dev", peer, Protocol::V5, &c);
+        t.sample();
+        c.publishes_in.store(50, Ordering::Relaxed);
+        t.sample();
+        let (series, _) = t.rates();
+        assert_eq!(series.len(), 1);
+        assert!(series[0].1.messages_in > 0.0);
     }
 }

@@ -68,7 +68,7 @@ pub async fn page(State(ctx): State<Ctx>, auth: Authed, Params(q): Params) -> Re
                 @if checks.is_empty() {
                     "No check is enabled; enable checks with " code { "aws iot update-account-audit-configuration" } "."
                 } @else {
-                    (checks.len()) " checks enabled: " (checks.join(", "))
+                    "Enabled checks (" (checks.len()) "): " (checks.join(", "))
                 }
             }
         }

@@ -107,6 +107,7 @@ pub async fn detail(
     Path(name): Path<String>,
     Params(q): Params,
 ) -> Response {
+    let explicit = q.contains_key("hours");
     let hours: u64 = match q.get("hours").map(|h| h.parse::<u64>()) {
         None => 1,
         Some(Ok(h)) if (1..=336).contains(&h) => h,
@@ -169,7 +170,7 @@ pub async fn detail(
             }
         }
     }
-    let mut charts = Vec::new();
+    let mut series = Vec::new();
     if let Some(d) = &ctx.app.defender {
         for m in metrics {
             let (d, thing, metric) = (d.clone(), name.clone(), m.clone());
@@ -193,24 +194,40 @@ pub async fn detail(
                 .iter()
                 .map(|p| (p.timestamp.as_millis(), scalar(&p.value)))
                 .collect();
-            if pts.is_empty() {
-                continue;
+            if !pts.is_empty() {
+                series.push((m, pts));
             }
-            let mine: Vec<&(Mark, Option<String>)> = marks
+        }
+    }
+    // Without an explicit window, a young history fills the chart instead
+    // of hugging its right edge (at 1 s periods an hour is mostly empty).
+    let shown_t0 = if explicit {
+        t0
+    } else {
+        let first = series
+            .iter()
+            .filter_map(|(_, p)| p.first().map(|x| x.0))
+            .chain(marks.iter().map(|(m, _)| m.start))
+            .min()
+            .unwrap_or(t0);
+        let margin = (now.saturating_sub(first) / 10).max(5_000);
+        t0.max(first.saturating_sub(margin))
+    };
+    let charts: Vec<maud::Markup> = series
+        .iter()
+        .map(|(m, pts)| {
+            let ms: Vec<Mark> = marks
                 .iter()
                 .filter(|(_, metric)| metric.as_deref().is_none_or(|x| x == m))
-                .collect();
-            let ms: Vec<Mark> = mine
-                .iter()
                 .map(|(mk, _)| Mark {
                     start: mk.start,
                     end: mk.end,
                     label: mk.label.clone(),
                 })
                 .collect();
-            charts.push(chart::line(&m, &pts, &ms, t0, now));
-        }
-    }
+            chart::line(m, pts, &ms, shown_t0, now)
+        })
+        .collect();
     let body = html! {
         p { (status(&ctx, &name)) " " a href="/console/devices" { "All devices" } }
         div class="grid2" {

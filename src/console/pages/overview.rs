@@ -22,6 +22,10 @@ pub async fn page(State(ctx): State<Ctx>, auth: Authed) -> Response {
         .iter()
         .map(|(ago, r)| (to_ms(*ago), r.messages_in))
         .collect();
+    let msg_out: Vec<(u64, f64)> = series
+        .iter()
+        .map(|(ago, r)| (to_ms(*ago), r.messages_out))
+        .collect();
     let certs = ctx.app.registry.certificate_status_counts();
     let active = match &ctx.app.defender {
         Some(d) => data::active(d, ViolationFilter::default()).await,
@@ -53,7 +57,10 @@ pub async fn page(State(ctx): State<Ctx>, auth: Authed) -> Response {
                 div class="muted" { a href="/console/alarms" { "open alarms" } }
             }
         }
-        (chart::line("Messages in per second (sampled when this page is viewed, 5 s apart at most)", &msg_in, &[], now.saturating_sub(600_000), now))
+        div class="charts" {
+            (chart::line("Messages in per second (last 10 minutes)", &msg_in, &[], now.saturating_sub(600_000), now))
+            (chart::line("Messages out per second (last 10 minutes)", &msg_out, &[], now.saturating_sub(600_000), now))
+        }
         div class="grid2" {
             section {
                 h2 { "Open alarms by profile" }
