@@ -19,7 +19,8 @@ from fleet import Fleet, behavior, count, wait_for  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 endpoint, ca_file, tls_port, password, workdir, shots = sys.argv[1:7]
 os.makedirs(shots, exist_ok=True)
@@ -71,6 +72,14 @@ driver.set_page_load_timeout(15)
 base = endpoint.rstrip("/")
 
 
+def submit(button):
+    """Clicks a submit button and waits for the next page to replace this
+    one (a click returns before the navigation it starts)."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(driver, 10).until(EC.staleness_of(old))
+
+
 def console_errors(allowed=()):
     bad = []
     for e in driver.get_log("browser"):
@@ -101,13 +110,13 @@ try:
     check("00-login", "wardmq")
     driver.find_element(By.NAME, "user").send_keys("admin")
     driver.find_element(By.NAME, "password").send_keys("wrong")
-    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    submit(driver.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
     assert "Wrong user or password" in driver.page_source, driver.page_source[:2000]
     # The refused login answers 401, which Chromium logs as a failed load.
     console_errors(allowed=("401",))
     driver.find_element(By.NAME, "user").send_keys("admin")
     driver.find_element(By.NAME, "password").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    submit(driver.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
     assert driver.current_url.endswith("/console/alarms"), driver.current_url
     check("01-alarms-after-login", "Alarms")
 
@@ -115,7 +124,7 @@ try:
     assert driver.find_element(By.ID, "connected").text.strip() != "0", "overview shows no connected client"
     visit("/console/devices", "03-devices", "Devices")
     driver.find_element(By.NAME, "q").send_keys("noisy-1")
-    driver.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    submit(driver.find_element(By.CSS_SELECTOR, "form.filters button"))
     assert "noisy-1" in driver.page_source and "noisy-2" not in driver.page_source.split("<tbody>")[1]
     check("04-devices-search", "Devices")
     visit("/console/devices/noisy-1", "05-device", "Device noisy-1")
@@ -131,7 +140,7 @@ try:
     )
     Select(form.find_element(By.NAME, "state")).select_by_value("FALSE_POSITIVE")
     form.find_element(By.NAME, "note").send_keys("load test <script>alert(1)</script>")
-    form.find_element(By.TAG_NAME, "button").click()
+    submit(form.find_element(By.TAG_NAME, "button"))
     assert "Marked FALSE_POSITIVE" in driver.page_source, driver.page_source[:2000]
     check("07-alarm-marked", "Alarms")
     got = fleet.iot.list_active_violations(thingName="noisy-1")["activeViolations"][0]
@@ -148,13 +157,13 @@ try:
     area = driver.find_element(By.NAME, "behaviors")
     area.clear()
     area.send_keys('[{"name": "x", "metric": "aws:no-such-metric", "criteria": {"comparisonOperator": "less-than", "value": {"count": 1}}}]')
-    driver.find_element(By.CSS_SELECTOR, "form.edit button").click()
+    submit(driver.find_element(By.CSS_SELECTOR, "form.edit button"))
     assert "no-such-metric" in driver.find_element(By.CSS_SELECTOR, "p.flash.error").text
     check("11-profile-refused", "Security profile chatty", allowed=("400",))
     assert fleet.iot.describe_security_profile(securityProfileName="chatty")["behaviors"][0]["name"] == "too-many-sent"
 
     visit("/console/audit", "12-audit", "Audit")
-    driver.find_element(By.XPATH, "//form[@action='/console/audit/run']//button").click()
+    submit(driver.find_element(By.XPATH, "//form[@action='/console/audit/run']//button"))
     assert "started" in driver.find_element(By.CSS_SELECTOR, "p.flash.ok").text
     wait_for("the audit to finish", lambda: fleet.iot.list_audit_tasks(
         startTime=T0 - 60, endTime=time.time() + 60)["tasks"][0]["taskStatus"] != "IN_PROGRESS", limit=15)
@@ -176,7 +185,7 @@ try:
     )
     check("17-live-new-alarm", "Live events")
 
-    driver.find_element(By.CSS_SELECTOR, "form.signout button").click()
+    submit(driver.find_element(By.CSS_SELECTOR, "form.signout button"))
     assert "/console/login" in driver.current_url
     driver.get(base + "/console/")
     assert "/console/login" in driver.current_url, "still logged in after sign-out"
