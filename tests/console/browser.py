@@ -42,7 +42,11 @@ fleet.profile(
 noisy = fleet.device("noisy-1", groups=["console-fleet"]).connect()
 later = fleet.device("noisy-2", groups=["console-fleet"])
 fleet.iot.update_account_audit_configuration(
-    auditCheckConfigurations={"LOGGING_DISABLED_CHECK": {"enabled": True}}
+    auditCheckConfigurations={
+        "LOGGING_DISABLED_CHECK": {"enabled": True},
+        # The fleet's allow-all policy is a CRITICAL finding to suppress.
+        "IOT_POLICY_OVERLY_PERMISSIVE_CHECK": {"enabled": True},
+    }
 )
 # Keeps noisy-1 above the limit every period, so its alarm stays active
 # while the browser works on it.
@@ -168,7 +172,13 @@ try:
     wait_for("the audit to finish", lambda: fleet.iot.list_audit_tasks(
         startTime=T0 - 60, endTime=time.time() + 60)["tasks"][0]["taskStatus"] != "IN_PROGRESS", limit=15)
     driver.refresh()
+    assert "CRITICAL" in driver.page_source and "IOT_POLICY_OVERLY_PERMISSIVE_CHECK" in driver.page_source
     check("13-audit-run", "Audit")
+    submit(driver.find_element(By.XPATH, "//form[@action='/console/audit/suppress']//button"))
+    assert "Suppressed." in driver.find_element(By.CSS_SELECTOR, "p.flash").text, driver.find_element(By.CSS_SELECTOR, "p.flash").text
+    sup = fleet.iot.list_audit_suppressions()["suppressions"]
+    assert len(sup) == 1 and sup[0]["checkName"] == "IOT_POLICY_OVERLY_PERMISSIVE_CHECK", sup
+    check("13b-audit-suppressed", "Audit")
 
     visit("/console/certificates", "14-certificates", "Certificates and CAs")
     visit("/console/mitigations", "15-mitigations", "Mitigations")

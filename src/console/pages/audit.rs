@@ -39,6 +39,20 @@ fn enabled_checks(a: &Audit) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A resource identifier as `name value` pairs of its leaves, e.g.
+/// `policyName allow-all, policyVersionId 1`.
+fn resource_label(v: &Value) -> String {
+    fn leaves(v: &Value, key: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, x)| leaves(x, k, out)),
+            other => out.push(format!("{key} {}", text(other))),
+        }
+    }
+    let mut out = Vec::new();
+    leaves(v, "", &mut out);
+    out.join(", ")
+}
+
 pub async fn page(State(ctx): State<Ctx>, auth: Authed, Params(q): Params) -> Response {
     let a = match audit(&ctx) {
         Ok(a) => a,
@@ -86,7 +100,7 @@ pub async fn page(State(ctx): State<Ctx>, auth: Authed, Params(q): Params) -> Re
                                 table { tbody { @for x in these { tr {
                                     td { (text(&x["checkName"])) br;
                                          span class="small muted" { (text(&x["reasonForNonCompliance"])) } }
-                                    td class="small" { code { (text(&x["nonCompliantResource"]["resourceIdentifier"])) } }
+                                    td class="small" { (resource_label(&x["nonCompliantResource"]["resourceIdentifier"])) }
                                     td {
                                         @if x["isSuppressed"] == true { span class="pill" { "suppressed" } }
                                         @else {
@@ -184,7 +198,7 @@ pub async fn suppress(State(ctx): State<Ctx>, auth: Authed, raw: Bytes) -> Respo
             "suppressed from the console by {}",
             auth.session.user
         )),
-        client_request_token: None,
+        client_request_token: Some(crate::console::auth::random_token(32)),
     };
     let back = match f.get("task").filter(|t| !t.is_empty()) {
         Some(t) => format!("/console/audit?task={}", urlencode(t)),
