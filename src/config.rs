@@ -37,7 +37,43 @@ pub struct Config {
     pub log: LogConfig,
     pub aws: AwsConfig,
     pub admin: AdminConfig,
+    pub console: ConsoleConfig,
     pub defender: DefenderConfig,
+}
+
+/// The web console on the admin listener (`src/console`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    pub enabled: bool,
+    pub user: String,
+    /// File holding the password; empty means `console-password` in the
+    /// data directory, generated on first start.
+    pub password_file: PathBuf,
+    pub session_minutes: i64,
+    /// Marks the session cookie `Secure` (behind a TLS-terminating proxy).
+    pub cookie_secure: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            user: "admin".to_owned(),
+            password_file: PathBuf::new(),
+            session_minutes: 480,
+            cookie_secure: false,
+        }
+    }
+}
+
+/// The console's checked settings; `None` in [`AdminSettings`] when off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsoleSettings {
+    pub user: String,
+    pub password_file: PathBuf,
+    pub session: Duration,
+    pub cookie_secure: bool,
 }
 
 /// The defender (`DefenderSettings`); durations in whole seconds or days.
@@ -194,6 +230,7 @@ pub struct AdminSettings {
     pub credentials_file: PathBuf,
     pub issuer_cert: PathBuf,
     pub issuer_key: PathBuf,
+    pub console: Option<ConsoleSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -735,11 +772,31 @@ impl Config {
             limits,
             scope: Scope::new(self.aws.region.clone(), self.aws.account.clone()),
         };
+        let console = &self.console;
+        if console.enabled && console.user.is_empty() {
+            c.fail("console.user", "must not be empty");
+        }
+        let session_minutes: u64 = c.int(
+            "console.session_minutes",
+            console.session_minutes,
+            1..=43_200,
+        );
+        let console = console.enabled.then(|| ConsoleSettings {
+            user: console.user.clone(),
+            password_file: if console.password_file.as_os_str().is_empty() {
+                self.storage.data_dir.join("console-password")
+            } else {
+                console.password_file.clone()
+            },
+            session: Duration::from_secs(session_minutes * 60),
+            cookie_secure: console.cookie_secure,
+        });
         let admin = AdminSettings {
             listen,
             credentials_file,
             issuer_cert: admin.issuer_cert.clone(),
             issuer_key: admin.issuer_key.clone(),
+            console,
         };
         let defender = self.defender.build(&mut c);
         let parts = Parts {

@@ -6,6 +6,7 @@
 mod admin;
 mod certs_cmd;
 mod config;
+mod console;
 mod defend;
 mod logging;
 
@@ -232,6 +233,15 @@ async fn run(parts: Parts) -> ExitCode {
         services.observer = d.observer();
         services.interceptor = Some(Arc::new(d.defender.clone()));
     }
+    // The console's overview reads connections and traffic from the
+    // counters the broker hands its observer.
+    let traffic = Arc::new(console::traffic::Traffic::default());
+    if admin.listen.is_some() && admin.console.is_some() {
+        services.observer = Arc::new(wardmq_defender::audit::Both::new(
+            services.observer.clone(),
+            traffic.clone(),
+        ));
+    }
     let server = match Server::start_with(settings, services).await {
         Ok(server) => server,
         Err(e) => {
@@ -248,7 +258,15 @@ async fn run(parts: Parts) -> ExitCode {
     if server.tls_addr().is_none() && server.tcp_addr().is_none() {
         warn!("no listener is enabled; clients cannot connect");
     }
-    let admin_server = match start_admin(&admin, registry, catalog, defender.clone(), &region).await
+    let admin_server = match start_admin(
+        &admin,
+        registry,
+        catalog,
+        defender.clone(),
+        &region,
+        traffic,
+    )
+    .await
     {
         Ok(admin_server) => admin_server,
         Err(e) => {
@@ -311,6 +329,7 @@ async fn start_admin(
     catalog: Catalog,
     defender: Option<defend::Defend>,
     region: &str,
+    traffic: Arc<console::traffic::Traffic>,
 ) -> Result<Option<AdminServer>, String> {
     let Some(listen) = admin.listen else {
         info!("admin API disabled");
@@ -325,7 +344,23 @@ async fn start_admin(
             "no issuing CA; CreateKeysAndCertificate is refused"
         );
     }
+    let mut console_password = None;
+    let console = match &admin.console {
+        Some(c) => {
+            let (console, generated) = console::Console::open(
+                c.user.clone(),
+                &c.password_file,
+                c.session,
+                c.cookie_secure,
+                traffic,
+            )?;
+            console_password = generated.map(|p| (c.user.clone(), c.password_file.clone(), p));
+            Some(Arc::new(console))
+        }
+        None => None,
+    };
     let state = AppState {
+        console,
         registry,
         credentials,
         issuer,
@@ -342,6 +377,21 @@ async fn start_admin(
     let _ = writeln!(out, "{}", admin_line(addr));
     if origin == Origin::Created {
         let _ = writeln!(out, "{}", credentials_line(path, addr, region));
+    }
+    if admin.console.is_some() {
+        let _ = writeln!(
+            out,
+            "wardmq: console on http://{}/console/",
+            reachable(addr)
+        );
+    }
+    if let Some((user, file, password)) = console_password {
+        // Shown this once; the file keeps it (0600) for later.
+        let _ = writeln!(
+            out,
+            "wardmq: console login: user {user}, password {password} (kept in {})",
+            file.display()
+        );
     }
     let _ = out.flush();
     Ok(Some(server))

@@ -31,6 +31,8 @@ pub struct AppState {
     pub catalog: Option<Catalog>,
     /// Device Defender Audit; its routes answer 503 without one.
     pub audit: Option<wardmq_defender::audit::Audit>,
+    /// The web console, mounted beside the API when set.
+    pub console: Option<Arc<crate::console::Console>>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -74,15 +76,26 @@ impl AdminServer {
     pub async fn start(listen: SocketAddr, state: AppState) -> std::io::Result<AdminServer> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
-        let app = router(Arc::new(state));
+        let state = Arc::new(state);
+        let api = router(state.clone());
+        // The console lives outside the SigV4 layer; whatever it does not
+        // route goes to the API, so API paths behave exactly as before.
+        let app = match state.console.clone() {
+            Some(console) => crate::console::router(state, console, api),
+            None => api,
+        };
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    // Either a stop request or the sender gone ends it.
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await;
+            // The peer address limits console login attempts per source.
+            let served = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                // Either a stop request or the sender gone ends it.
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "admin API stopped");
             }
