@@ -8,6 +8,8 @@ mod certs_cmd;
 mod config;
 mod defend;
 mod logging;
+mod metrics;
+mod sys;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -26,6 +28,8 @@ use wardmq_defender::store::DefenderDb;
 
 use crate::admin::{AdminServer, AppState, Credentials, Issuer, Origin};
 use crate::config::{AdminSettings, Config, Parts};
+use crate::metrics::broker::BrokerCounters;
+use crate::metrics::Metrics;
 
 /// Exit code for anything the user must fix before wardmq can start: bad
 /// flags (clap uses 2 as well), an unreadable or invalid config file.
@@ -144,6 +148,7 @@ async fn run(parts: Parts) -> ExitCode {
         settings,
         admin,
         defender,
+        monitoring,
     } = parts;
     info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -223,15 +228,23 @@ async fn run(parts: Parts) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let counters = Arc::new(BrokerCounters::default());
+    let mut metrics = Metrics::new(counters.clone(), publisher.clone());
     let mut services = Services {
         registry: Some(registry.clone()),
         publisher,
+        observer: counters,
         ..Services::default()
     };
     if let Some(d) = &defender {
-        services.observer = d.observer();
+        services.observer = Arc::new(wardmq_defender::audit::Both::new(
+            d.observer(),
+            services.observer,
+        ));
         services.interceptor = Some(Arc::new(d.defender.clone()));
+        metrics = metrics.with_defender(d.defender.clone(), d.alerts.clone(), d.audit.clone());
     }
+    let metrics = Arc::new(metrics);
     let server = match Server::start_with(settings, services).await {
         Ok(server) => server,
         Err(e) => {
@@ -248,7 +261,19 @@ async fn run(parts: Parts) -> ExitCode {
     if server.tls_addr().is_none() && server.tcp_addr().is_none() {
         warn!("no listener is enabled; clients cannot connect");
     }
-    let admin_server = match start_admin(&admin, registry, catalog, defender.clone(), &region).await
+    if let Some(interval) = monitoring.sys_interval {
+        sys::start(metrics.clone(), interval);
+    }
+    let admin_server = match start_admin(
+        &admin,
+        registry,
+        catalog,
+        defender.clone(),
+        &region,
+        metrics,
+        monitoring.metrics_token.clone(),
+    )
+    .await
     {
         Ok(admin_server) => admin_server,
         Err(e) => {
@@ -311,6 +336,8 @@ async fn start_admin(
     catalog: Catalog,
     defender: Option<defend::Defend>,
     region: &str,
+    metrics: Arc<Metrics>,
+    metrics_token: Option<String>,
 ) -> Result<Option<AdminServer>, String> {
     let Some(listen) = admin.listen else {
         info!("admin API disabled");
@@ -332,6 +359,8 @@ async fn start_admin(
         audit: defender.as_ref().map(|d| d.audit.clone()),
         defender: defender.map(|d| d.defender),
         catalog: Some(catalog),
+        metrics: Some(metrics),
+        metrics_token,
     };
     let server = AdminServer::start(listen, state)
         .await

@@ -17,7 +17,7 @@ use super::credentials::Credentials;
 use super::issuer::Issuer;
 use super::{
     audit, auth, ca_certificates, certificates, custom_metrics, dimensions, error, groups, logging,
-    policies, principals, security_profiles, things, violations,
+    policies, principals, prometheus, security_profiles, things, violations,
 };
 
 /// What every handler works with.
@@ -31,6 +31,10 @@ pub struct AppState {
     pub catalog: Option<Catalog>,
     /// Device Defender Audit; its routes answer 503 without one.
     pub audit: Option<wardmq_defender::audit::Audit>,
+    /// What `/metrics` reports; it answers 503 without.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Bearer token `/metrics` wants; `None` leaves it open.
+    pub metrics_token: Option<String>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -58,6 +62,8 @@ pub fn router(state: Shared) -> Router {
             auth::require_signature,
         ))
         .layer(middleware::from_fn(error::aws_shape))
+        // After the layers: Prometheus cannot sign requests.
+        .merge(prometheus::routes())
         .with_state(state)
 }
 
