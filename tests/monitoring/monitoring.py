@@ -14,7 +14,9 @@ whose policy does not allow it receives nothing, and no client can
 publish there. Prints "sys: ok".
 """
 
+import json
 import os
+import re
 import ssl
 import sys
 import threading
@@ -214,7 +216,24 @@ def metrics(fleet, admin, token):
         raise AssertionError(f"counters did not move; samples: {sorted(moved_names)}\n{after}") from None
     pub.disconnect()
     sub.disconnect()
+    check_dashboard(types)
     print("metrics: ok", flush=True)
+
+
+def check_dashboard(types):
+    """The Grafana dashboard imports (an input for the datasource, a schema
+    version) and queries only metrics the server exposes."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "config", "grafana", "wardmq.json")
+    with open(path) as f:
+        dash = json.load(f)
+    assert isinstance(dash.get("schemaVersion"), int), "schemaVersion"
+    assert [i["name"] for i in dash["__inputs"]] == ["DS_PROMETHEUS"], dash["__inputs"]
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    assert exprs, "no queries"
+    for e in exprs:
+        for name in re.findall(r"\bwardmq_[a-z_]+", e):
+            family = re.sub(r"_(total|bucket|sum|count)$", "", name)
+            assert family in types, f"dashboard query {e!r} uses {name}, which /metrics does not expose"
 
 
 # ---------------------------------------------------------------------- sys
