@@ -33,7 +33,17 @@ pub fn start(metrics: Arc<Metrics>, interval: Duration) -> tokio::task::JoinHand
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let values = sys.values(&metrics, interval);
+            // The gauges walk every session: not on a runtime worker.
+            let m = metrics.clone();
+            let Ok((back, values)) = tokio::task::spawn_blocking(move || {
+                let values = sys.values(&m, interval);
+                (sys, values)
+            })
+            .await
+            else {
+                return;
+            };
+            sys = back;
             for (topic, value) in values {
                 if sys.published.get(&topic) == Some(&value) {
                     continue;
