@@ -41,6 +41,16 @@ pub type Shared = Arc<AppState>;
 
 /// The full API as an axum router (also used by in-process tests).
 pub fn router(state: Shared) -> Router {
+    // Prometheus cannot sign: `/metrics` sits in front of the signed API,
+    // which gets every other path with its own fallback and layers intact.
+    prometheus::routes()
+        .layer(middleware::from_fn(error::aws_shape))
+        .with_state(state.clone())
+        .fallback_service(signed(state))
+}
+
+/// Every AWS operation, behind SigV4.
+fn signed(state: Shared) -> Router {
     Router::new()
         .merge(things::routes())
         .merge(certificates::routes())
@@ -62,8 +72,6 @@ pub fn router(state: Shared) -> Router {
             auth::require_signature,
         ))
         .layer(middleware::from_fn(error::aws_shape))
-        // After the layers: Prometheus cannot sign requests.
-        .merge(prometheus::routes())
         .with_state(state)
 }
 
