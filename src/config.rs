@@ -39,6 +39,34 @@ pub struct Config {
     pub admin: AdminConfig,
     pub console: ConsoleConfig,
     pub defender: DefenderConfig,
+    pub monitoring: MonitoringConfig,
+}
+
+/// `[monitoring]`: the `$SYS/` topics and the Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitoringConfig {
+    /// Seconds between `$SYS/` updates (Mosquitto's key); 0 turns them off.
+    pub sys_interval: i64,
+    /// Bearer token `/metrics` requires; empty leaves it open.
+    pub metrics_token: String,
+}
+
+impl Default for MonitoringConfig {
+    fn default() -> Self {
+        MonitoringConfig {
+            sys_interval: 10,
+            metrics_token: String::new(),
+        }
+    }
+}
+
+/// `[monitoring]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitoringSettings {
+    /// `None`: no `$SYS/` topics.
+    pub sys_interval: Option<Duration>,
+    pub metrics_token: Option<String>,
 }
 
 /// The web console on the admin listener (`src/console`).
@@ -799,10 +827,27 @@ impl Config {
             console,
         };
         let defender = self.defender.build(&mut c);
+        let sys_secs: u64 = c.int(
+            "monitoring.sys_interval",
+            self.monitoring.sys_interval,
+            0..=86_400,
+        );
+        let token = &self.monitoring.metrics_token;
+        if token.chars().any(|ch| !ch.is_ascii_graphic()) {
+            c.fail(
+                "monitoring.metrics_token",
+                "must be printable ASCII without spaces (it travels in an HTTP header)",
+            );
+        }
+        let monitoring = MonitoringSettings {
+            sys_interval: (sys_secs > 0).then(|| Duration::from_secs(sys_secs)),
+            metrics_token: (!token.is_empty()).then(|| token.clone()),
+        };
         let parts = Parts {
             settings,
             admin,
             defender,
+            monitoring,
         };
         (parts, c.problems)
     }
@@ -814,6 +859,7 @@ pub struct Parts {
     pub settings: Settings,
     pub admin: AdminSettings,
     pub defender: DefenderSettings,
+    pub monitoring: MonitoringSettings,
 }
 
 impl DefenderConfig {
@@ -1215,6 +1261,28 @@ colour = true
         assert!(
             unknown.message.contains("unknown field `max_conections`"),
             "{unknown}"
+        );
+    }
+
+    #[test]
+    fn monitoring_section() {
+        let m = Config::default()
+            .into_parts()
+            .expect("defaults valid")
+            .monitoring;
+        assert_eq!(m.sys_interval, Some(Duration::from_secs(10)));
+        assert_eq!(m.metrics_token, None);
+        let m = Config::parse("[monitoring]\nsys_interval = 0\nmetrics_token = \"t0k\"\n")
+            .expect("valid")
+            .into_parts()
+            .expect("valid")
+            .monitoring;
+        assert_eq!(m.sys_interval, None);
+        assert_eq!(m.metrics_token.as_deref(), Some("t0k"));
+        let keys = keys("[monitoring]\nsys_interval = -1\nmetrics_token = \"a b\"\n");
+        assert_eq!(
+            keys,
+            ["monitoring.sys_interval", "monitoring.metrics_token"]
         );
     }
 

@@ -39,6 +39,8 @@ impl AlertSender for Alerts {
 pub struct Defend {
     pub defender: Defender,
     pub audit: Audit,
+    /// Where alerts go; its per-sink counts are exported as metrics.
+    pub alerts: Arc<AlertRouter>,
 }
 
 impl Defend {
@@ -114,11 +116,15 @@ pub fn start(
         );
     let audit = Audit::open(&db, registry.clone(), audit_settings, Some(notify))
         .map_err(|e| format!("cannot start the audit: {e}"))?;
-    let alerts = Arc::new(Alerts(router));
+    let alerts = Arc::new(Alerts(router.clone()));
     let defender = Defender::start(settings, db, Some(registry.clone()), alerts)
         .map_err(|e| format!("cannot start the defender: {e}"))?;
     follow(defender.clone(), catalog.clone());
-    Ok(Some(Defend { defender, audit }))
+    Ok(Some(Defend {
+        defender,
+        audit,
+        alerts: router,
+    }))
 }
 
 /// How often the catalog is checked for changes: an API write reaches

@@ -9,6 +9,8 @@ mod config;
 mod console;
 mod defend;
 mod logging;
+mod metrics;
+mod sys;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -27,6 +29,8 @@ use wardmq_defender::store::DefenderDb;
 
 use crate::admin::{AdminServer, AppState, Credentials, Issuer, Origin};
 use crate::config::{AdminSettings, Config, Parts};
+use crate::metrics::broker::BrokerCounters;
+use crate::metrics::Metrics;
 
 /// Exit code for anything the user must fix before wardmq can start: bad
 /// flags (clap uses 2 as well), an unreadable or invalid config file.
@@ -145,6 +149,7 @@ async fn run(parts: Parts) -> ExitCode {
         settings,
         admin,
         defender,
+        monitoring,
     } = parts;
     info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -224,14 +229,21 @@ async fn run(parts: Parts) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let counters = Arc::new(BrokerCounters::default());
+    let mut metrics = Metrics::new(counters.clone(), publisher.clone());
     let mut services = Services {
         registry: Some(registry.clone()),
         publisher,
+        observer: counters,
         ..Services::default()
     };
     if let Some(d) = &defender {
-        services.observer = d.observer();
+        services.observer = Arc::new(wardmq_defender::audit::Both::new(
+            d.observer(),
+            services.observer,
+        ));
         services.interceptor = Some(Arc::new(d.defender.clone()));
+        metrics = metrics.with_defender(d.defender.clone(), d.alerts.clone(), d.audit.clone());
     }
     // The console's overview reads connections and traffic from the
     // counters the broker hands its observer.
@@ -242,6 +254,7 @@ async fn run(parts: Parts) -> ExitCode {
             traffic.clone(),
         ));
     }
+    let metrics = Arc::new(metrics);
     let server = match Server::start_with(settings, services).await {
         Ok(server) => server,
         Err(e) => {
@@ -258,13 +271,21 @@ async fn run(parts: Parts) -> ExitCode {
     if server.tls_addr().is_none() && server.tcp_addr().is_none() {
         warn!("no listener is enabled; clients cannot connect");
     }
+
+    if let Some(interval) = monitoring.sys_interval {
+        sys::start(metrics.clone(), interval);
+    }
     let admin_server = match start_admin(
         &admin,
         registry,
         catalog,
         defender.clone(),
         &region,
-        traffic,
+        Watchers {
+            traffic,
+            metrics,
+            metrics_token: monitoring.metrics_token.clone(),
+        },
     )
     .await
     {
@@ -321,6 +342,14 @@ fn announce(addr: SocketAddr) {
     let _ = out.flush();
 }
 
+/// What the admin listener shows besides the API: the console's traffic
+/// view and `/metrics`.
+struct Watchers {
+    traffic: Arc<console::traffic::Traffic>,
+    metrics: Arc<Metrics>,
+    metrics_token: Option<String>,
+}
+
 /// Starts the admin API unless it is disabled, creating its credentials
 /// file on first start and announcing where it is.
 async fn start_admin(
@@ -329,8 +358,13 @@ async fn start_admin(
     catalog: Catalog,
     defender: Option<defend::Defend>,
     region: &str,
-    traffic: Arc<console::traffic::Traffic>,
+    watchers: Watchers,
 ) -> Result<Option<AdminServer>, String> {
+    let Watchers {
+        traffic,
+        metrics,
+        metrics_token,
+    } = watchers;
     let Some(listen) = admin.listen else {
         info!("admin API disabled");
         return Ok(None);
@@ -367,6 +401,8 @@ async fn start_admin(
         audit: defender.as_ref().map(|d| d.audit.clone()),
         defender: defender.map(|d| d.defender),
         catalog: Some(catalog),
+        metrics: Some(metrics),
+        metrics_token,
     };
     let server = AdminServer::start(listen, state)
         .await

@@ -35,6 +35,24 @@ pub struct Stats {
     pub sessions_expired: AtomicU64,
 }
 
+/// What the broker holds right now, read when asked (a metrics scrape,
+/// a `$SYS` tick): it walks every session, so it is not for hot paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Sessions held, connected or not.
+    pub sessions: usize,
+    /// Sessions with a live connection.
+    pub sessions_online: usize,
+    /// (client, filter) subscriptions.
+    pub subscriptions: usize,
+    pub retained_messages: usize,
+    /// Messages waiting in session queues (not yet sent or not yet acknowledged).
+    pub queued_messages: usize,
+    pub queued_bytes: usize,
+    pub messages_dropped: u64,
+    pub sessions_expired: u64,
+}
+
 /// How long a takeover waits for the old connection to let go.
 const TAKEOVER_GRACE: Duration = Duration::from_secs(2);
 
@@ -110,6 +128,27 @@ impl Hub {
             next_conn_id: AtomicU64::new(1),
             shutdown,
         }
+    }
+
+    pub fn gauges(&self) -> Gauges {
+        let mut g = Gauges {
+            subscriptions: self.router.read().len(),
+            retained_messages: self.retained.read().len(),
+            messages_dropped: self.stats.messages_dropped.load(Ordering::Relaxed),
+            sessions_expired: self.stats.sessions_expired.load(Ordering::Relaxed),
+            ..Gauges::default()
+        };
+        // Collected first: no map shard lock is held while a session's
+        // state is locked.
+        let sessions: Vec<Arc<Session>> = self.sessions.iter().map(|e| e.value().clone()).collect();
+        for session in &sessions {
+            g.sessions += 1;
+            g.sessions_online += usize::from(session.is_online());
+            let state = session.state.lock();
+            g.queued_messages += state.queue.len();
+            g.queued_bytes += state.queue.bytes();
+        }
+        g
     }
 
     /// A registry policy document, parsed once. A document the engine

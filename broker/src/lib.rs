@@ -22,5 +22,5 @@ pub mod settings;
 pub mod store;
 pub mod topic;
 
-pub use hub::Stats;
+pub use hub::{Gauges, Stats};
 pub use session::Principal;

@@ -26,6 +26,39 @@ pub struct ConnCounters {
     /// `swap(0)` (the defender's `aws:message-byte-size`, which AWS judges
     /// per message: the largest one decides a period for `less-than` rules).
     pub max_message_bytes: AtomicU64,
+    /// How long routing each PUBLISH from this client took (authorized,
+    /// matched and queued for every subscriber); per connection so that
+    /// recording it touches no shared cache line.
+    pub route_latency: LatencyBuckets,
+}
+
+/// Upper bounds, in microseconds, of the [`LatencyBuckets`] buckets (the
+/// last bucket, above them all, is implicit).
+pub const LATENCY_BOUNDS_US: [u64; 11] =
+    [5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 10_000, 100_000];
+
+/// A fixed-bucket latency histogram of relaxed atomics: recording is two
+/// atomic adds, no lock, no allocation. Buckets are not cumulative.
+#[derive(Debug, Default)]
+pub struct LatencyBuckets {
+    /// `buckets[i]` counts samples `<= LATENCY_BOUNDS_US[i]` and above the
+    /// previous bound; the last one counts the rest.
+    pub buckets: [AtomicU64; LATENCY_BOUNDS_US.len() + 1],
+    /// Sum of all samples, in nanoseconds.
+    pub sum_ns: AtomicU64,
+}
+
+impl LatencyBuckets {
+    pub fn record(&self, elapsed: std::time::Duration) {
+        let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let i = LATENCY_BOUNDS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(LATENCY_BOUNDS_US.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
 }
 
 impl ConnCounters {

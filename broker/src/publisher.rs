@@ -134,6 +134,12 @@ impl Publisher {
         Ok(routed.sessions)
     }
 
+    /// What the running broker holds now (sessions, subscriptions,
+    /// retained messages, queue depths); `None` when it is not running.
+    pub fn gauges(&self) -> Option<crate::hub::Gauges> {
+        self.hub().ok().map(|(hub, _)| hub.gauges())
+    }
+
     /// Closes the live connection of `client_id`, if it has one: a v5
     /// client gets DISCONNECT with `reason` (say 0x98 Administrative
     /// action, or 0x87 Not authorized), a 3.1.1 client just a closed

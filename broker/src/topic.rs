@@ -62,6 +62,13 @@ pub fn parse_shared(filter: &str) -> Result<Option<Shared<'_>>, ()> {
     }))
 }
 
+/// Topics only the broker publishes on (its `$SYS/` statistics): no
+/// client may publish there, whatever its policies allow, or subscribers
+/// could be fed forged broker statistics.
+pub fn is_broker_only(topic: &str) -> bool {
+    topic == "$SYS" || topic.starts_with("$SYS/")
+}
+
 /// Whether `filter` (a plain, valid filter) matches `topic` (a valid name).
 /// Topics starting with `$` are not matched by a leading wildcard.
 pub fn matches(filter: &str, topic: &str) -> bool {
@@ -119,6 +126,8 @@ mod tests {
         assert!(!matches("#", "$SYS/x"));
         assert!(!matches("+/x", "$SYS/x"));
         assert!(matches("$SYS/#", "$SYS/x"));
+        assert!(is_broker_only("$SYS") && is_broker_only("$SYS/broker/uptime"));
+        assert!(!is_broker_only("$SYSTEM/x") && !is_broker_only("a/$SYS"));
         assert!(matches("+/+", "/x"));
     }
 

@@ -15,6 +15,7 @@ pub mod issuer;
 mod logging;
 mod policies;
 mod principals;
+mod prometheus;
 mod request;
 mod security_profiles;
 pub mod server;

@@ -17,7 +17,7 @@ use super::credentials::Credentials;
 use super::issuer::Issuer;
 use super::{
     audit, auth, ca_certificates, certificates, custom_metrics, dimensions, error, groups, logging,
-    policies, principals, security_profiles, things, violations,
+    policies, principals, prometheus, security_profiles, things, violations,
 };
 
 /// What every handler works with.
@@ -33,12 +33,27 @@ pub struct AppState {
     pub audit: Option<wardmq_defender::audit::Audit>,
     /// The web console, mounted beside the API when set.
     pub console: Option<Arc<crate::console::Console>>,
+
+    /// What `/metrics` reports; it answers 503 without.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Bearer token `/metrics` wants; `None` leaves it open.
+    pub metrics_token: Option<String>,
 }
 
 pub type Shared = Arc<AppState>;
 
 /// The full API as an axum router (also used by in-process tests).
 pub fn router(state: Shared) -> Router {
+    // Prometheus cannot sign: `/metrics` sits in front of the signed API,
+    // which gets every other path with its own fallback and layers intact.
+    prometheus::routes()
+        .layer(middleware::from_fn(error::aws_shape))
+        .with_state(state.clone())
+        .fallback_service(signed(state))
+}
+
+/// Every AWS operation, behind SigV4.
+fn signed(state: Shared) -> Router {
     Router::new()
         .merge(things::routes())
         .merge(certificates::routes())

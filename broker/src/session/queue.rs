@@ -95,7 +95,6 @@ impl OutQueue {
         self.entries.len()
     }
 
-    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bytes
     }

@@ -800,6 +800,17 @@ impl Audit {
         )?)
     }
 
+    /// Tasks kept (90 days), counted by (task type, task status), as
+    /// the API spells them: what a metrics scrape reports.
+    pub fn task_counts(&self) -> std::collections::BTreeMap<(&'static str, &'static str), u64> {
+        let mut counts = std::collections::BTreeMap::new();
+        for t in self.state().tasks.values() {
+            let key = (task_type_name(t.task_type), task_status_name(t.task_status));
+            *counts.entry(key).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Waits until the task is no longer IN_PROGRESS, at most `timeout`.
     pub fn wait_for_task(&self, task_id: &str, timeout: Duration) -> Option<AuditTask> {
         let deadline = std::time::Instant::now() + timeout;

@@ -18,6 +18,7 @@ mod broker_profile;
 mod config;
 mod period;
 mod reports;
+mod tally;
 mod worker;
 
 #[cfg(test)]
@@ -39,6 +40,7 @@ pub use config::{
     Target,
 };
 pub use period::PeriodStats;
+pub use tally::{event_type, Tally, ViolationCounts, EVALUATION_BOUNDS_S};
 
 use crate::alarms::{AlarmBook, AlarmConfig, ViolationIdGen};
 use crate::detect::model::{
@@ -88,6 +90,7 @@ pub(crate) struct Shared {
     alerts: Arc<dyn AlertSender>,
     broker_profile: broker_profile::BrokerProfile,
     last_period: Mutex<PeriodStats>,
+    totals: tally::Totals,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -206,6 +209,7 @@ impl Defender {
             alerts,
             broker_profile: broker_profile::BrokerProfile::new(&settings_broker),
             last_period: Mutex::default(),
+            totals: tally::Totals::default(),
         });
         let (work, queue) = sync_channel(REPORT_QUEUE);
         let handle = worker::spawn(shared.clone(), queue)?;
@@ -253,6 +257,11 @@ impl Defender {
             return PeriodStats::default();
         }
         wait.recv().unwrap_or_default()
+    }
+
+    /// What evaluation did since start (Prometheus counters).
+    pub fn tally(&self) -> Tally {
+        self.shared.totals.snapshot()
     }
 
     /// The last period's evaluation.

@@ -223,6 +223,7 @@ pub(crate) fn commit(
     if let Err(error) = shared.db.violations().record(book, events) {
         tracing::error!(%error, "cannot save alarms");
     }
+    shared.totals.events(events);
     for e in events {
         tracing::info!(
             thing = %e.thing_name,

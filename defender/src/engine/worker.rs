@@ -41,6 +41,7 @@ fn run(shared: &Shared, queue: &Receiver<Work>) {
             Ok(Work::Reconfigured) => invalidate_unmonitored(shared),
             Ok(Work::CloseNow(done)) => {
                 let stats = period::close(shared, &mut windows, now());
+                shared.totals.period(&stats);
                 *super::lock(&shared.last_period) = stats;
                 let _ = done.send(stats);
             }
@@ -54,7 +55,9 @@ fn run(shared: &Shared, queue: &Receiver<Work>) {
             Err(RecvTimeoutError::Timeout) => {
                 let t = now();
                 if t >= due {
-                    *super::lock(&shared.last_period) = period::close(shared, &mut windows, t);
+                    let stats = period::close(shared, &mut windows, t);
+                    shared.totals.period(&stats);
+                    *super::lock(&shared.last_period) = stats;
                     due = next_boundary(t, period_ms);
                 }
             }

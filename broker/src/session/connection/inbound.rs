@@ -114,7 +114,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             None => {
                 let message = Arc::new(Message::from_publish(&p, topic, self.client_id.clone()));
+                let started = Instant::now();
                 let routed = self.hub.publish(message, &mut ops, &mut self.scratch);
+                self.counters.route_latency.record(started.elapsed());
                 if p.qos != QoS::AtMostOnce && self.paused.is_none() {
                     if let Some(session) = routed.backlogged {
                         self.paused = Some((session, Instant::now() + FLOW_CONTROL_MAX_PAUSE));

@@ -494,7 +494,19 @@ fn authorize(
     action: Action,
     resource: Resource,
 ) -> bool {
-    let decision = access.check(hub, action, &resource);
+    let reserved;
+    let decision = match (&action, &resource) {
+        (Action::Publish | Action::RetainPublish, Resource::Topic(t))
+            if crate::topic::is_broker_only(t) =>
+        {
+            reserved = crate::authz::Decision {
+                allowed: false,
+                reason: "$SYS topics are published by the broker only".to_owned(),
+            };
+            &reserved
+        }
+        _ => access.check(hub, action, &resource),
+    };
     if decision.allowed {
         return true;
     }

@@ -1,0 +1,119 @@
+//! The defender's part of the exposition.
+
+use wardmq_defender::alerts::AlertRouter;
+use wardmq_defender::audit::Audit;
+use wardmq_defender::engine::{Defender, EVALUATION_BOUNDS_S};
+
+use super::exposition::{Exposition, Kind};
+
+pub(super) fn write(
+    e: &mut Exposition,
+    d: &Defender,
+    alerts: Option<&AlertRouter>,
+    audit: Option<&Audit>,
+) {
+    let t = d.tally();
+    e.single(
+        "wardmq_defender_evaluations",
+        "Datapoint periods evaluated.",
+        Kind::Counter,
+        t.evaluations as f64,
+    );
+    e.family(
+        "wardmq_defender_evaluation_seconds",
+        "Time to evaluate one datapoint period (collect, judge, commit, store).",
+        Kind::Histogram,
+    )
+    .histogram(
+        "wardmq_defender_evaluation_seconds",
+        &[],
+        &EVALUATION_BOUNDS_S,
+        &t.evaluation_buckets,
+        t.evaluation_seconds_sum,
+    );
+    e.single(
+        "wardmq_defender_datapoints",
+        "Datapoints judged against a behaviour.",
+        Kind::Counter,
+        t.datapoints as f64,
+    );
+    e.single(
+        "wardmq_defender_things_evaluated",
+        "Things with data, summed over evaluated periods.",
+        Kind::Counter,
+        t.things_evaluated as f64,
+    );
+    e.single(
+        "wardmq_defender_datapoints_stored",
+        "Datapoints kept for ListMetricValues.",
+        Kind::Counter,
+        t.datapoints_stored as f64,
+    );
+    e.single(
+        "wardmq_defender_last_evaluation_things",
+        "Things with data in the last evaluated period.",
+        Kind::Gauge,
+        d.last_period().things as f64,
+    );
+    e.family(
+        "wardmq_defender_violation_events",
+        "Violation events, by security profile, behaviour and event type.",
+        Kind::Counter,
+    );
+    for ((profile, behavior, kind), n) in &t.violations {
+        e.sample(
+            "wardmq_defender_violation_events_total",
+            &[("profile", profile), ("behavior", behavior), ("type", kind)],
+            *n as f64,
+        );
+    }
+    if let Some(router) = alerts {
+        let sinks = router.stats();
+        e.family("wardmq_defender_alerts", "Alerts by sink and outcome (sent, failed after every attempt, dropped by a full queue).", Kind::Counter);
+        for s in &sinks {
+            for (result, n) in [
+                ("sent", s.sent),
+                ("failed", s.failed),
+                ("dropped", s.dropped),
+            ] {
+                e.sample(
+                    "wardmq_defender_alerts_total",
+                    &[("sink", &s.name), ("result", result)],
+                    n as f64,
+                );
+            }
+        }
+        e.family(
+            "wardmq_defender_alert_queue",
+            "Alerts waiting in a sink's queue.",
+            Kind::Gauge,
+        );
+        for s in &sinks {
+            e.sample(
+                "wardmq_defender_alert_queue",
+                &[("sink", &s.name)],
+                s.queued as f64,
+            );
+        }
+        e.single(
+            "wardmq_defender_alerts_unknown_sink",
+            "Alerts for a sink name no configured sink has.",
+            Kind::Counter,
+            router.unknown_sink() as f64,
+        );
+    }
+    if let Some(audit) = audit {
+        e.family(
+            "wardmq_audit_tasks",
+            "Audit tasks kept (90 days), by type and status.",
+            Kind::Gauge,
+        );
+        for ((kind, status), n) in audit.task_counts() {
+            e.sample(
+                "wardmq_audit_tasks",
+                &[("type", kind), ("status", status)],
+                n as f64,
+            );
+        }
+    }
+}
