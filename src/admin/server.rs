@@ -17,7 +17,7 @@ use super::credentials::Credentials;
 use super::issuer::Issuer;
 use super::{
     audit, auth, ca_certificates, certificates, custom_metrics, dimensions, error, groups, logging,
-    policies, principals, security_profiles, things, violations,
+    mitigation, policies, principals, security_profiles, things, violations,
 };
 
 /// What every handler works with.
@@ -31,6 +31,8 @@ pub struct AppState {
     pub catalog: Option<Catalog>,
     /// Device Defender Audit; its routes answer 503 without one.
     pub audit: Option<wardmq_defender::audit::Audit>,
+    /// Mitigation actions and tasks; their routes answer 503 without one.
+    pub mitigation: Option<wardmq_defender::mitigation::Mitigation>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -50,6 +52,7 @@ pub fn router(state: Shared) -> Router {
         .merge(dimensions::routes())
         .merge(custom_metrics::routes())
         .merge(audit::routes())
+        .merge(mitigation::routes())
         // The auth middleware enforces the limit while buffering; this
         // keeps handlers' own body extraction at the same bound.
         .layer(DefaultBodyLimit::max(auth::MAX_BODY_BYTES))

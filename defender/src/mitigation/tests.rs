@@ -1,0 +1,1 @@
+//! Unit tests of the task rules, against a real registry and store.
