@@ -98,3 +98,9 @@ fn detect_tasks_refuse_bad_input_before_running() {
     ));
     m.shutdown();
 }
+
+#[test]
+fn blank_policy_is_a_valid_document() {
+    let parsed = wardmq_broker::authz::Policy::parse("blank", BLANK_POLICY);
+    assert!(parsed.is_ok(), "{parsed:?}");
+}
