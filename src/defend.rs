@@ -11,11 +11,12 @@ use wardmq_broker::codec::QoS;
 use wardmq_broker::observer::Observer;
 use wardmq_broker::publisher::Publisher;
 use wardmq_broker::registry::Registry;
-use wardmq_defender::alerts::{sink_name, sns_message, AlertRouter};
+use wardmq_defender::alerts::{sink_name, sns_message, AlertRouter, SendOutcome};
 use wardmq_defender::audit::{Audit, AuditSettings, Notify};
 use wardmq_defender::catalog::Catalog;
 use wardmq_defender::detect::model::ViolationEvent;
 use wardmq_defender::engine::{AlertSender, Defender, DetectConfig};
+use wardmq_defender::mitigation::{Mitigation, SnsPublish};
 use wardmq_defender::settings::DefenderSettings;
 use wardmq_defender::store::DefenderDb;
 
@@ -34,13 +35,14 @@ impl AlertSender for Alerts {
     }
 }
 
-/// The defender and its audit, running.
+/// The defender, its audit and its mitigation, running.
 #[derive(Clone)]
 pub struct Defend {
     pub defender: Defender,
     pub audit: Audit,
     /// Where alerts go; its per-sink counts are exported as metrics.
     pub alerts: Arc<AlertRouter>,
+    pub mitigation: Mitigation,
 }
 
 impl Defend {
@@ -55,6 +57,7 @@ impl Defend {
 
     /// Stops both workers (blocking joins: call off the runtime).
     pub fn shutdown(&self) {
+        self.mitigation.shutdown();
         self.audit.shutdown();
         self.defender.shutdown();
     }
@@ -116,14 +119,33 @@ pub fn start(
         );
     let audit = Audit::open(&db, registry.clone(), audit_settings, Some(notify))
         .map_err(|e| format!("cannot start the audit: {e}"))?;
+    let sinks: Vec<String> = settings
+        .alert_sinks
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let sns_router = router.clone();
+    // PUBLISH_FINDING_TO_SNS goes to the sink its topic ARN names.
+    let sns: SnsPublish = Arc::new(move |topic_arn: &str, body: Vec<u8>| {
+        let sink = sink_name(topic_arn).ok_or_else(|| format!("{topic_arn} is not an SNS ARN"))?;
+        match sns_router.send(sink, body.into()) {
+            SendOutcome::Queued => Ok(()),
+            SendOutcome::Dropped => Err(format!("alert sink {sink} is full; message dropped")),
+            SendOutcome::UnknownSink => Err(format!("no alert sink named {sink}")),
+        }
+    });
+    let mitigation = Mitigation::open(&db, registry.clone(), Some(audit.clone()), sns, Some(sinks))
+        .map_err(|e| format!("cannot start the mitigation: {e}"))?;
     let alerts = Arc::new(Alerts(router.clone()));
     let defender = Defender::start(settings, db, Some(registry.clone()), alerts)
         .map_err(|e| format!("cannot start the defender: {e}"))?;
+    mitigation.attach_defender(&defender);
     follow(defender.clone(), catalog.clone());
     Ok(Some(Defend {
         defender,
         audit,
         alerts: router,
+        mitigation,
     }))
 }
 

@@ -399,6 +399,7 @@ async fn start_admin(
         credentials,
         issuer,
         audit: defender.as_ref().map(|d| d.audit.clone()),
+        mitigation: defender.as_ref().map(|d| d.mitigation.clone()),
         defender: defender.map(|d| d.defender),
         catalog: Some(catalog),
         metrics: Some(metrics),

@@ -13,6 +13,7 @@ mod error;
 mod groups;
 pub mod issuer;
 mod logging;
+mod mitigation;
 mod policies;
 mod principals;
 mod prometheus;

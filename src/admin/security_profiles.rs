@@ -48,6 +48,13 @@ pub fn routes() -> Router<Shared> {
         )
 }
 
+/// CreateSecurityProfile's `tags`.
+#[derive(Deserialize)]
+struct TagsIn {
+    #[serde(default)]
+    tags: Option<Vec<wardmq_defender::mitigation::Tag>>,
+}
+
 impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         let status =
@@ -90,8 +97,19 @@ async fn create_security_profile(
     raw: Bytes,
 ) -> ApiResult {
     let members: ProfileMembers = body(&raw)?;
+    // `tags` (not a ProfileMembers member) are kept by the mitigation,
+    // which reads the automatic-mitigation tags.
+    let tags: TagsIn = body(&raw)?;
     let catalog = catalog(&state)?;
     let p = blocking(move || catalog.create_security_profile(&name, members)).await?;
+    if let (Some(tags), Some(m), Some(arn)) = (
+        tags.tags.filter(|t| !t.is_empty()),
+        &state.mitigation,
+        &p.security_profile_arn,
+    ) {
+        let exists = |_: &str| true;
+        m.tag_resource(arn, tags, &exists)?;
+    }
     Ok(ok(json!({
         "securityProfileName": p.security_profile_name,
         "securityProfileArn": p.security_profile_arn,
@@ -129,7 +147,11 @@ async fn delete_security_profile(
 ) -> ApiResult {
     let expected = q.int("expectedVersion")?;
     let catalog = catalog(&state)?;
+    let arn = security_profile_arn(catalog.scope(), &name);
     blocking(move || catalog.delete_security_profile(&name, expected)).await?;
+    if let Some(m) = &state.mitigation {
+        m.forget_resource(&arn)?;
+    }
     Ok(empty())
 }
 

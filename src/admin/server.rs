@@ -17,7 +17,7 @@ use super::credentials::Credentials;
 use super::issuer::Issuer;
 use super::{
     audit, auth, ca_certificates, certificates, custom_metrics, dimensions, error, groups, logging,
-    policies, principals, prometheus, security_profiles, things, violations,
+    mitigation, policies, principals, prometheus, security_profiles, things, violations,
 };
 
 /// What every handler works with.
@@ -38,6 +38,8 @@ pub struct AppState {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Bearer token `/metrics` wants; `None` leaves it open.
     pub metrics_token: Option<String>,
+    /// Mitigation actions and tasks; their routes answer 503 without one.
+    pub mitigation: Option<wardmq_defender::mitigation::Mitigation>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -67,6 +69,7 @@ fn signed(state: Shared) -> Router {
         .merge(dimensions::routes())
         .merge(custom_metrics::routes())
         .merge(audit::routes())
+        .merge(mitigation::routes())
         // The auth middleware enforces the limit while buffering; this
         // keeps handlers' own body extraction at the same bound.
         .layer(DefaultBodyLimit::max(auth::MAX_BODY_BYTES))

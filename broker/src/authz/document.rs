@@ -121,6 +121,11 @@ pub struct Statement {
     effect: Effect,
     actions: Vec<ActionPattern>,
     resources: Vec<ResourcePattern>,
+    /// `NotResource` (Deny statements only): the statement applies to
+    /// every resource none of these match. Used by the quarantine policy
+    /// to deny all topics but one; an unresolvable variable in it matches
+    /// nothing, so the Deny covers everything (fails closed).
+    not_resources: Vec<ResourcePattern>,
     conditions: Vec<Condition>,
 }
 
@@ -153,9 +158,12 @@ impl Statement {
 
     /// Whether the statement applies to `action` on `arn` for `ctx`.
     pub(crate) fn applies(&self, action: Action, arn: &[char], ctx: &Context) -> bool {
-        self.covers_action(action)
-            && self.resources.iter().any(|r| r.matches(ctx, arn))
-            && self.conditions.iter().all(|c| c.holds(ctx))
+        let resource = if self.not_resources.is_empty() {
+            self.resources.iter().any(|r| r.matches(ctx, arn))
+        } else {
+            !self.not_resources.iter().any(|r| r.matches(ctx, arn))
+        };
+        self.covers_action(action) && resource && self.conditions.iter().all(|c| c.holds(ctx))
     }
 }
 
@@ -282,13 +290,22 @@ fn parse_statement(
     for key in obj.keys() {
         match key.as_str() {
             "Sid" | "Effect" | "Action" | "Resource" | "Condition" => {}
+            // Only in Deny statements (checked below), where it fails
+            // closed; an Allow of "everything except" would fail open.
+            "NotResource" if obj.get("Effect") == Some(&Value::String("Deny".into())) => {
+                if obj.contains_key("Resource") {
+                    problems.push(format!(
+                        "{path} has both Resource and NotResource; use one"
+                    ));
+                }
+            }
             // Explicitly unsupported: evaluating "everything except" lists
             // next to unresolvable variables would fail open.
             "NotAction" => problems.push(format!(
                 "{path}.NotAction is not supported; list the actions in Action"
             )),
             "NotResource" => problems.push(format!(
-                "{path}.NotResource is not supported; list the resources in Resource"
+                "{path}.NotResource is supported in Deny statements only; list the resources in Resource"
             )),
             "Principal" | "NotPrincipal" => problems.push(format!(
                 "{path}.{key} is not allowed in an AWS IoT policy (the policy is attached to the principal)"
@@ -325,7 +342,14 @@ fn parse_statement(
         }
         Some(v) => string_list(v, &format!("{path}.Action"), problems, parse_action),
     };
+    let not_resources = match obj.get("NotResource") {
+        Some(v) if effect == Some(Effect::Deny) => {
+            string_list(v, &format!("{path}.NotResource"), problems, parse_resource)
+        }
+        _ => Some(Vec::new()),
+    };
     let resources = match obj.get("Resource") {
+        None if obj.contains_key("NotResource") && effect == Some(Effect::Deny) => Some(Vec::new()),
         None if obj.contains_key("NotResource") => None,
         None => {
             problems.push(format!("{path}.Resource is required"));
@@ -342,6 +366,7 @@ fn parse_statement(
         effect: effect?,
         actions: actions?,
         resources: resources?,
+        not_resources: not_resources?,
         conditions,
     })
 }
@@ -495,6 +520,27 @@ mod tests {
     }
 
     #[test]
+    fn not_resource_only_in_deny() {
+        let ok = Policy::parse(
+            "q",
+            r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iot:Publish",
+                "NotResource": "arn:aws:iot:*:*:topic/quarantine/*"}]}"#,
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let allow = problems(
+            r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Publish", "NotResource": "*"}]}"#,
+        );
+        assert!(
+            allow.iter().any(|p| p.contains("Deny statements only")),
+            "{allow:?}"
+        );
+        let both = problems(
+            r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iot:Publish", "Resource": "*", "NotResource": "*"}]}"#,
+        );
+        assert!(both.iter().any(|p| p.contains("use one")), "{both:?}");
+    }
+
+    #[test]
     fn invalid_json() {
         let p = problems("{");
         assert_eq!(p.len(), 1);
@@ -532,7 +578,7 @@ mod tests {
             "Statement[1].Action[2] \"s3:GetObject\" is not an AWS IoT action (expected \"*\" or \"iot:<ActionName>\", wildcards * and ? allowed)".to_owned(),
             "Statement[1].Resource must not be empty".to_owned(),
             "Statement[2].NotAction is not supported; list the actions in Action".to_owned(),
-            "Statement[2].NotResource is not supported; list the resources in Resource".to_owned(),
+            "Statement[2].NotResource is supported in Deny statements only; list the resources in Resource".to_owned(),
             "Statement[2].Principal is not allowed in an AWS IoT policy (the policy is attached to the principal)".to_owned(),
             "Statement[2]: unknown key \"Foo\"".to_owned(),
             "Statement[2].Sid must be a string".to_owned(),

@@ -221,4 +221,45 @@ impl Registry {
             super::page::paginate(items, |(t, _)| token_key(t), page)
         })
     }
+
+    /// The log level the v2 targets set for one device, the most specific
+    /// first: its client ID, its certificate (`PRINCIPAL_ID`), then its
+    /// thing's groups (nearest first). `None` when no target names it;
+    /// with no targets set this is one read of an empty map.
+    pub fn device_log_level(
+        &self,
+        client_id: &str,
+        principal_id: Option<&str>,
+        thing: Option<&str>,
+    ) -> Option<LogLevel> {
+        let find = |s: &super::state::State, t: LogTargetType, name: &str| {
+            s.log_levels
+                .get(&LogTarget {
+                    target_type: t,
+                    target_name: Some(name.to_owned()),
+                })
+                .copied()
+        };
+        let (direct, groups) = self.read(|s| {
+            if s.log_levels.is_empty() {
+                return (None, false);
+            }
+            let direct = find(s, LogTargetType::ClientId, client_id)
+                .or_else(|| principal_id.and_then(|p| find(s, LogTargetType::PrincipalId, p)));
+            let groups = s
+                .log_levels
+                .keys()
+                .any(|t| t.target_type == LogTargetType::ThingGroup);
+            (direct, groups)
+        });
+        if direct.is_some() || !groups {
+            return direct;
+        }
+        let groups = self.thing_groups_with_ancestors(thing?);
+        self.read(|s| {
+            groups
+                .iter()
+                .find_map(|g| find(s, LogTargetType::ThingGroup, g))
+        })
+    }
 }

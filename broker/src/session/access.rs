@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::authz::{evaluate, Action, Context, Decision, DecisionCache, Policy, Request, Resource};
 use crate::hub::Hub;
+use crate::registry::LogLevel;
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,10 @@ pub(crate) struct Access {
     cache: DecisionCache,
     /// The registry change number the policies were loaded at.
     generation: u64,
+    /// The v2 log level a target sets for this device (client ID,
+    /// certificate or thing group), if any: its activity is then logged
+    /// at that level (`device_log`).
+    log_level: Option<LogLevel>,
 }
 
 impl Access {
@@ -54,6 +59,7 @@ impl Access {
             policies: Vec::new(),
             cache: DecisionCache::default(),
             generation: 0,
+            log_level: None,
         };
         access.reload(hub)?;
         Ok(access)
@@ -66,6 +72,10 @@ impl Access {
         } = &self.principal
         else {
             self.policies = hub.anonymous_policies.clone();
+            self.log_level = hub
+                .registry
+                .as_ref()
+                .and_then(|r| r.device_log_level(&self.ctx.client_id, None, None));
             return Ok(());
         };
         let Some(registry) = &hub.registry else {
@@ -88,12 +98,28 @@ impl Access {
             certificate_common_name: common_name.clone(),
             is_attached: attached,
         };
+        self.log_level = registry.device_log_level(
+            &self.ctx.client_id,
+            Some(id),
+            self.ctx.thing_name.as_deref(),
+        );
         self.policies = registry
             .effective_policies(id, self.ctx.thing_name.as_deref())
             .into_iter()
             .filter_map(|(name, document)| hub.parsed_policy(&name, &document))
             .collect();
         Ok(())
+    }
+
+    /// The level to log this device's activity at; `None` when no target
+    /// names it (nothing is logged per device) or it is DISABLED.
+    pub fn device_log(&self) -> Option<LogLevel> {
+        self.log_level.filter(|l| *l != LogLevel::Disabled)
+    }
+
+    /// The thing this connection acts as, if attached.
+    pub fn thing_name(&self) -> Option<&str> {
+        self.ctx.thing_name.as_deref()
     }
 
     /// Decides `action` on `resource`, from the cache when it can.

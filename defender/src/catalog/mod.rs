@@ -39,8 +39,8 @@ use crate::store::{CatalogStore, CatalogWrite, DefenderDb};
 pub use checks::{MAX_DIMENSION_VALUES, MAX_DIMENSION_VALUE_LEN};
 pub use error::CatalogError;
 pub use model::{
-    custom_metric_arn, dimension_arn, security_profile_arn, CustomMetric, DeleteFlags, Dimension,
-    DimensionType, ProfileFilter, ProfileMembers, ProfileUpdate, Target, TargetMapping,
+    arn, custom_metric_arn, dimension_arn, security_profile_arn, CustomMetric, DeleteFlags,
+    Dimension, DimensionType, ProfileFilter, ProfileMembers, ProfileUpdate, Target, TargetMapping,
 };
 pub use snapshot::CatalogSnapshot;
 

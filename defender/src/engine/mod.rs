@@ -61,6 +61,13 @@ pub trait AlertSender: Send + Sync + 'static {
     fn send(&self, target_arn: &str, event: &ViolationEvent);
 }
 
+/// Receives every violation event once it is committed, suppressed or
+/// not (automatic mitigation). Called on the evaluation worker: it must
+/// not block.
+pub trait EventHook: Send + Sync + 'static {
+    fn committed(&self, event: &ViolationEvent);
+}
+
 /// Device reports waiting for the worker; beyond it reports are refused
 /// as throttled rather than queued without bound.
 const REPORT_QUEUE: usize = 10_000;
@@ -88,6 +95,8 @@ pub(crate) struct Shared {
     book: Mutex<AlarmBook>,
     throttle: Mutex<ReportThrottle>,
     alerts: Arc<dyn AlertSender>,
+    /// Set once, after start (the mitigation is built on the defender).
+    hook: std::sync::OnceLock<Arc<dyn EventHook>>,
     broker_profile: broker_profile::BrokerProfile,
     last_period: Mutex<PeriodStats>,
     totals: tally::Totals,
@@ -207,6 +216,7 @@ impl Defender {
             book: Mutex::new(book),
             throttle: Mutex::new(throttle),
             alerts,
+            hook: std::sync::OnceLock::new(),
             broker_profile: broker_profile::BrokerProfile::new(&settings_broker),
             last_period: Mutex::default(),
             totals: tally::Totals::default(),
@@ -248,6 +258,14 @@ impl Defender {
         // A full queue will get to it at the next reconfiguration or period
         // end, which invalidates stale keys too.
         let _ = self.work.try_send(Work::Reconfigured);
+    }
+
+    /// Installs the hook that sees every committed violation event. Only
+    /// the first call counts.
+    pub fn set_event_hook(&self, hook: Arc<dyn EventHook>) {
+        if self.shared.hook.set(hook).is_err() {
+            tracing::warn!("a violation event hook is already installed; ignored");
+        }
     }
 
     /// Closes the current period now and waits until it is judged.

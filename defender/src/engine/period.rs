@@ -233,6 +233,9 @@ pub(crate) fn commit(
             violation = %e.violation_id,
             "violation event"
         );
+        if let Some(hook) = shared.hook.get() {
+            hook.committed(e);
+        }
         if e.suppressed() {
             continue;
         }

@@ -27,6 +27,7 @@ mod error;
 mod filter;
 mod keys;
 mod metric_store;
+mod mitigation_store;
 mod page;
 mod tables;
 mod violation_store;
@@ -49,6 +50,7 @@ pub(crate) use audit_store::{
     AuditStore, AuditWrite, FindingFilter, FindingScope, StoredSuppression, AUDIT_DEFAULT_PAGE,
 };
 pub(crate) use catalog_store::{CatalogStore, CatalogWrite};
+pub(crate) use mitigation_store::{MitigationStore, MitigationTable};
 pub(crate) use page::{page_sorted, Fingerprint, TokenKind};
 
 use error::storage;
@@ -119,6 +121,11 @@ impl DefenderDb {
     /// For [`crate::audit::Audit::open`], which owns the records.
     pub(crate) fn audit(&self) -> AuditStore {
         AuditStore::new(Arc::clone(&self.db))
+    }
+
+    /// For [`crate::mitigation::Mitigation::open`], which owns the records.
+    pub(crate) fn mitigation(&self) -> MitigationStore {
+        MitigationStore::new(Arc::clone(&self.db))
     }
 
     /// For [`crate::catalog::Catalog::open`], which owns the records.

@@ -42,6 +42,12 @@ pub(crate) enum TokenKind {
     ScheduledAudits = 23,
     AuditSuppressions = 24,
     RelatedResources = 25,
+    MitigationActions = 30,
+    AuditMitigationTasks = 31,
+    AuditMitigationExecutions = 32,
+    DetectMitigationTasks = 33,
+    DetectMitigationExecutions = 34,
+    Tags = 35,
 }
 
 const TOKEN_V1: u8 = 1;

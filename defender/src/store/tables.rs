@@ -60,6 +60,20 @@ pub(crate) const AUDIT_FINDINGS_BY_TIME: TableDefinition<&[u8], ()> =
 pub(crate) const AUDIT_FINDING_IDS: TableDefinition<&[u8], &[u8]> =
     TableDefinition::new("audit_finding_ids");
 
+/// Mitigation (`crate::mitigation`): action name -> encoded
+/// `MitigationAction`.
+pub(crate) const MITIGATION_ACTIONS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("mitigation_actions");
+/// Audit mitigation task id -> encoded (task, executions).
+pub(crate) const MITIGATION_AUDIT_TASKS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("mitigation_audit_tasks");
+/// Detect mitigation task id -> encoded (task, executions).
+pub(crate) const MITIGATION_DETECT_TASKS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("mitigation_detect_tasks");
+/// Resource ARN -> encoded tags (security profiles, mitigation actions).
+pub(crate) const MITIGATION_TAGS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("mitigation_tags");
+
 pub(crate) const ALARM_BOOK: &[u8] = b"alarm_book";
 pub(crate) const EVENT_SEQ: &[u8] = b"event_seq";
 /// Bumped by every catalog write, so snapshot generations never repeat,
@@ -87,5 +101,9 @@ pub(crate) fn create_all(db: &Database) -> Result<(), StoreError> {
     txn.open_table(AUDIT_FINDINGS).map_err(storage)?;
     txn.open_table(AUDIT_FINDINGS_BY_TIME).map_err(storage)?;
     txn.open_table(AUDIT_FINDING_IDS).map_err(storage)?;
+    txn.open_table(MITIGATION_ACTIONS).map_err(storage)?;
+    txn.open_table(MITIGATION_AUDIT_TASKS).map_err(storage)?;
+    txn.open_table(MITIGATION_DETECT_TASKS).map_err(storage)?;
+    txn.open_table(MITIGATION_TAGS).map_err(storage)?;
     txn.commit().map_err(storage)
 }

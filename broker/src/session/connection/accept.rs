@@ -191,6 +191,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         hub.observer
             .device_connected(&client_id, certificate_id.as_deref(), peer);
         tracing::debug!(client_id = %client_id, %peer, ?protocol, "connected");
+        if let Some(level) = access.device_log() {
+            device_event(
+                level,
+                &client_id,
+                access.thing_name(),
+                "connect",
+                &peer.to_string(),
+            );
+        }
         Some(Connection {
             window: usize::from(limits.max_inflight.min(client_receive_max)),
             client_max_packet: connect.properties.maximum_packet_size.unwrap_or(u32::MAX),

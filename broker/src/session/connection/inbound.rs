@@ -37,6 +37,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         if let Some(t) = &self.topic_counters {
             t.publish_in(&topic, p.payload.len());
         }
+        if let Some(level) = self.access.device_log() {
+            let detail = format!("topic={topic} bytes={} qos={:?}", p.payload.len(), p.qos);
+            device_event(
+                level,
+                &self.client_id,
+                self.access.thing_name(),
+                "publish",
+                &detail,
+            );
+        }
 
         if p.qos != QoS::AtMostOnce {
             let inflight = self.pending_qos1 + self.session.state.lock().inbound.len();
@@ -256,6 +266,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         let mut retained = Vec::new();
         let mut to_send = Vec::new();
         for (filter, options) in &s.filters {
+            if let Some(level) = self.access.device_log() {
+                device_event(
+                    level,
+                    &self.client_id,
+                    self.access.thing_name(),
+                    "subscribe",
+                    filter,
+                );
+            }
             if !self.allowed(Action::Subscribe, Resource::topicfilter(filter.clone())) {
                 reasons.push(reason::NOT_AUTHORIZED);
                 continue;

@@ -27,6 +27,7 @@ use crate::message::{now_ms, Message, MessageProperties};
 use crate::net::transport::ReadError;
 use crate::net::Transport;
 use crate::observer::{ConnCounters, DropReason, TopicCounters};
+use crate::registry::LogLevel;
 use crate::router::{Delivery, Subscription};
 use crate::session::access::{Access, NotActive, Principal};
 use crate::session::{Entry, Session};
@@ -459,6 +460,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         self.hub
             .observer
             .disconnected(&self.client_id, self.peer, exit == Exit::Graceful);
+        if let Some(level) = self.access.device_log() {
+            device_event(
+                level,
+                &self.client_id,
+                self.access.thing_name(),
+                "disconnect",
+                if exit == Exit::Graceful {
+                    "graceful"
+                } else {
+                    "abnormal"
+                },
+            );
+        }
         tracing::debug!(client_id = %self.client_id, ?exit, "disconnected");
     }
 }
@@ -518,6 +532,35 @@ fn authorize(
 }
 
 /// Completes when the registry reports a change; never without one.
+/// One event of a device whose v2 log level is set (ENABLE_IOT_LOGGING,
+/// SetV2LoggingLevel), at that level, under the `wardmq::device` target.
+/// Callers check `Access::device_log` first, so devices without a level
+/// cost one branch.
+pub(super) fn device_event(
+    level: LogLevel,
+    client_id: &str,
+    thing: Option<&str>,
+    event: &str,
+    detail: &str,
+) {
+    let thing = thing.unwrap_or("");
+    match level {
+        LogLevel::Debug => {
+            tracing::debug!(target: "wardmq::device", client_id, thing, event, detail, "device activity")
+        }
+        LogLevel::Info => {
+            tracing::info!(target: "wardmq::device", client_id, thing, event, detail, "device activity")
+        }
+        LogLevel::Warn => {
+            tracing::warn!(target: "wardmq::device", client_id, thing, event, detail, "device activity")
+        }
+        LogLevel::Error => {
+            tracing::error!(target: "wardmq::device", client_id, thing, event, detail, "device activity")
+        }
+        LogLevel::Disabled => {}
+    }
+}
+
 async fn registry_changed(changes: &mut Option<watch::Receiver<u64>>) {
     if let Some(rx) = changes {
         if rx.changed().await.is_ok() {

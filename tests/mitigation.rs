@@ -1,0 +1,47 @@
+//! Mitigation against a live `wardmq serve` with one-second datapoint
+//! periods: the boto3 script (tests/mitigation/mitigation.py) drives spec
+//! section 13 cases 35, 36 and 37 with real mutual-TLS devices, a device
+//! cut by UPDATE_DEVICE_CERTIFICATE within a second, and a device that
+//! brute-forces authorization being quarantined automatically and let out
+//! when its alarm clears.
+
+mod common;
+
+use std::time::Duration;
+
+use common::wardmq::Wardmq;
+
+const CONFIG: &str = r#"
+[defender]
+datapoint_seconds = 1
+
+[[defender.alert_sinks]]
+name = "hook"
+kind = "log"
+"#;
+
+#[test]
+fn boto3_mitigation_cases_35_36_37_and_quarantine() {
+    let w = Wardmq::start_defender(CONFIG);
+    let work = tempfile::tempdir().expect("temp dir");
+    let policy = common::repo_root().join("config/policies/quarantine.json");
+    let out = w.run_python(
+        "tests/mitigation/mitigation.py",
+        &[
+            &w.ca_file().display().to_string(),
+            &w.tls_port.to_string(),
+            &work.path().display().to_string(),
+            &policy.display().to_string(),
+        ],
+        "mitigation: ok",
+        Duration::from_secs(60),
+    );
+    println!("{out}");
+    for case in ["35", "36", "37", "quarantine"] {
+        assert!(
+            out.lines()
+                .any(|l| l == format!("ok case {case}") || l == format!("ok {case}")),
+            "{case} did not report ok:\n{out}"
+        );
+    }
+}
