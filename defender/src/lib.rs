@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod detect;
 pub mod engine;
 pub mod metrics;
+pub mod ml;
 pub mod report;
 pub mod settings;
 pub mod store;
