@@ -8,6 +8,7 @@ mod certs_cmd;
 mod config;
 mod defend;
 mod logging;
+mod replay_cmd;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -48,6 +49,8 @@ enum Command {
     Serve(ServeArgs),
     /// Make the development PKI: a CA, the server certificate, devices.
     Certs(certs_cmd::CertsArgs),
+    /// Defender tools: `replay` runs a metrics CSV through ML Detect.
+    Defender(replay_cmd::DefenderArgs),
 }
 
 #[derive(Args)]
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Certs(args) => certs_cmd::run(args),
+        Command::Defender(args) => replay_cmd::run(args),
     }
 }
 

@@ -22,6 +22,8 @@ pub use super::model::MetricKind;
 use super::model::{DeviceModel, Model};
 use super::status::{ModelGate, ModelStatus};
 use super::tail::{nb_upper_score, normal_upper_score};
+use crate::detect::evaluate::DatapointOutcome;
+use crate::detect::model::MetricValue;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct DetectorConfig {
@@ -87,6 +89,22 @@ pub struct Judgement {
 }
 
 impl Judgement {
+    /// The datapoint outcome the alarm state machine gets for a behaviour
+    /// at `confidence`; the value is the datapoint's observed value.
+    pub fn outcome(&self, confidence: Level, value: f64) -> DatapointOutcome {
+        // Counts and byte sizes are whole and non-negative.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let v = MetricValue {
+            count: Some(value.max(0.0).round() as u64),
+            ..MetricValue::default()
+        };
+        if self.violates(confidence) {
+            DatapointOutcome::Violating(v)
+        } else {
+            DatapointOutcome::NotViolating(v)
+        }
+    }
+
     /// Whether a behaviour at `confidence` alarms on this judgement.
     pub fn violates(&self, confidence: Level) -> bool {
         self.level.is_some_and(|l| l >= confidence)

@@ -13,6 +13,7 @@
 //! | `model.rs` | training: profile shape, dispersion, profile prior, per-device levels |
 //! | `status.rs` | the model lifecycle PENDING_BUILD → ACTIVE → EXPIRED |
 //! | `detector.rs` | one (profile, behaviour): judging a period, fleet gate, daily retrain, accepted shifts |
+//! | `replay.rs` | the offline replay of a metrics CSV through detector and alarm state machine |
 //!
 //! The method is section 3 of `ml-detect.md`: an expected count
 //! `μ = L_device · S_profile(hour, daytype)`, negative-binomial tails on
@@ -25,6 +26,7 @@ pub mod detector;
 pub mod history;
 pub mod level;
 pub mod model;
+pub mod replay;
 pub mod status;
 pub mod tail;
 

@@ -24,6 +24,18 @@ pub enum MetricKind {
     Size,
 }
 
+impl MetricKind {
+    /// The model a metric needs: sizes are judged on their logarithm,
+    /// everything ML Detect supports besides is a count.
+    pub fn of_metric(metric: &str) -> Self {
+        if metric == "aws:message-byte-size" {
+            MetricKind::Size
+        } else {
+            MetricKind::Count
+        }
+    }
+}
+
 /// Busy devices (at least this many events a day) get their level from the
 /// median of daily ratios; rarer ones from the empirical-Bayes estimate.
 const BUSY_EVENTS_PER_DAY: f64 = 20.0;
