@@ -36,7 +36,8 @@ pub struct DetectorConfig {
     /// A count window is judged only when it exceeds its expectation by
     /// this many events (one failure on a quiet device is never an alarm).
     pub min_excess: f64,
-    /// A size is judged only when at least this many times the usual.
+    /// A size is judged only when at least this many times the device's
+    /// usual top (its 99th percentile).
     pub size_ratio: f64,
     /// Share of a profile's judged devices reaching LOW at the same
     /// datapoint that makes it one fleet-wide anomaly instead.
@@ -132,6 +133,10 @@ pub struct TrainingSummary {
     pub last_model_refresh: Option<i64>,
 }
 
+/// Missed datapoints whose expectation a device's first datapoint after a
+/// gap may carry (two hours at five-minute periods).
+const CATCH_UP: i64 = 24;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Slot {
     key: i64,
@@ -153,6 +158,8 @@ const EMPTY: Slot = Slot {
 struct Online {
     recent: Vec<Slot>,
     hours: [Slot; 24],
+    /// The period of the device's previous datapoint.
+    last_period: Option<i64>,
 }
 
 impl Online {
@@ -160,10 +167,17 @@ impl Online {
         Self {
             recent: vec![EMPTY; per_hour.max(1)],
             hours: [EMPTY; 24],
+            last_period: None,
         }
     }
 
+    /// Datapoints missed since the previous one (0 when there is none).
+    fn gap(&self, period: i64) -> i64 {
+        self.last_period.map_or(0, |p| (period - p - 1).max(0))
+    }
+
     fn push(&mut self, period: i64, hour: i64, x: f64, m: f64) {
+        self.last_period = Some(self.last_period.map_or(period, |p| p.max(period)));
         let len = i64::try_from(self.recent.len()).unwrap_or(1);
         let i = usize::try_from(period.rem_euclid(len)).unwrap_or(0);
         self.recent[i] = Slot {
@@ -415,7 +429,15 @@ impl Detector {
             };
             let dm = model.device(name);
             let expected = match self.kind {
-                MetricKind::Count => dm.level * model.shape_at(ts),
+                // A device back from a gap may send what it buffered: the
+                // missed datapoints' expectation (at most CATCH_UP of
+                // them) joins its first one.
+                MetricKind::Count => {
+                    let missed = s.online.gap(period).min(CATCH_UP);
+                    #[allow(clippy::cast_precision_loss)]
+                    let catch_up = 1.0 + missed as f64;
+                    dm.level * model.shape_at(ts) * catch_up
+                }
                 MetricKind::Size => 1.0,
             };
             s.online.push(period, hour, x, expected);
@@ -552,6 +574,9 @@ fn score_count(
     best
 }
 
+/// The standard normal's 99th percentile.
+const Z99: f64 = 2.326;
+
 fn score_size(
     cfg: &DetectorConfig,
     model: &Model,
@@ -567,17 +592,21 @@ fn score_size(
         expected: usual,
         window: 1,
     };
+    // Sizes count only well above the device's usual top (its 99th
+    // percentile under the log-normal fit): a firmware update making
+    // messages 30% larger is not exfiltration.
+    let ratio = cfg.size_ratio.ln();
     let lx = bytes.max(1.0).ln();
-    if bytes >= cfg.size_ratio * usual {
-        let z = (lx - dm.level) / (dm.spread * dm.spread + dm.extra).sqrt();
-        best.score = normal_upper_score(z);
+    let sd1 = (dm.spread * dm.spread + dm.extra).sqrt();
+    if lx >= dm.level + Z99 * sd1 + ratio {
+        best.score = normal_upper_score((lx - dm.level) / sd1);
     }
     let last = online.recent_sum(period);
     if last.n > 1 {
         let n = f64::from(last.n);
         let mean = last.x / n;
-        if mean.exp() >= cfg.size_ratio * usual {
-            let sd = (dm.spread * dm.spread / n + model.day_var + dm.extra).sqrt();
+        let sd = (dm.spread * dm.spread / n + model.day_var + dm.extra).sqrt();
+        if mean >= dm.level + Z99 * sd + ratio {
             let s = normal_upper_score((mean - dm.level) / sd);
             if s > best.score {
                 best = Scored {

@@ -49,6 +49,10 @@ pub struct ReplayOptions {
     pub detector: DetectorConfig,
     /// `consecutiveDatapointsToClear` of every ML behaviour (1–10).
     pub clear_after: u32,
+    /// Confidence of every ML behaviour. The replay command keeps LOW (so
+    /// alarms report the highest level reached); the simulator's scorer
+    /// replays at each level to time detections per level.
+    pub confidence: Level,
 }
 
 impl Default for ReplayOptions {
@@ -56,6 +60,7 @@ impl Default for ReplayOptions {
         Self {
             detector: DetectorConfig::default(),
             clear_after: 3,
+            confidence: Level::Low,
         }
     }
 }
@@ -136,7 +141,7 @@ impl<W: Write> Replay<W> {
             .map(|(_, m)| {
                 (
                     Arc::from(*m),
-                    Arc::new(ml_behavior(m, Level::Low, opts.clear_after)),
+                    Arc::new(ml_behavior(m, opts.confidence, opts.clear_after)),
                 )
             })
             .collect();
@@ -266,7 +271,7 @@ impl<W: Write> Replay<W> {
                     Arc::clone(&j.device)
                 };
                 let key = AlarmKey::new(&thing, &profile, &metric);
-                let outcome = j.outcome(Level::Low, value);
+                let outcome = j.outcome(self.opts.confidence, value);
                 let event = self.book.observe(&key, &behavior, outcome, now);
                 if let Some(l) = j.level {
                     if let Some(peak) = self.peaks.get_mut(&key) {
@@ -276,12 +281,15 @@ impl<W: Write> Replay<W> {
                 let Some(ev) = event else { continue };
                 let (kind, level, score) = match ev.violation_event_type {
                     ViolationEventType::InAlarm => {
-                        let l = j.level.unwrap_or(Level::Low);
+                        let l = j.level.unwrap_or(self.opts.confidence);
                         self.peaks.insert(key.clone(), (l, j.score));
                         ("in-alarm", l, j.score)
                     }
                     ViolationEventType::AlarmCleared => {
-                        let (l, s) = self.peaks.remove(&key).unwrap_or((Level::Low, j.score));
+                        let (l, s) = self
+                            .peaks
+                            .remove(&key)
+                            .unwrap_or((self.opts.confidence, j.score));
                         ("alarm-cleared", l, s)
                     }
                     ViolationEventType::AlarmInvalidated => continue,
