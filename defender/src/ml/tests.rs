@@ -93,6 +93,17 @@ fn warm(det: &mut Detector, fleet: &mut Fleet, days: i64) -> usize {
     alarms
 }
 
+/// Normal traffic for the periods in `[from, to)`, so the next datapoint
+/// follows its predecessor without a gap (a gap earns a catch-up allowance).
+fn run_between(det: &mut Detector, fleet: &mut Fleet, from: i64, to: i64) {
+    let mut ts = from;
+    while ts < to {
+        let v = fleet.values(ts);
+        det.judge_period(ts, &v);
+        ts += 300;
+    }
+}
+
 fn level_of(r: &PeriodResult, dev: &str) -> Option<Level> {
     r.devices
         .iter()
@@ -122,6 +133,7 @@ fn quiet_fleet_few_false_alarms_and_burst_is_high_at_once() {
     assert!(medium <= 3, "{medium} MEDIUM false alarms");
     // A publish flood of 10x on a mid-sized device: HIGH on its first datapoint.
     let ts = T0 + 11 * DAY_SECS + 12 * HOUR_SECS;
+    run_between(&mut det, &mut fleet, T0 + 11 * DAY_SECS, ts);
     let mut v = fleet.values(ts);
     let (name, level) = fleet.devices[3].clone();
     v[3].1 = (level * rhythm(ts) * 10.0).max(60.0);
@@ -213,6 +225,12 @@ fn fleet_wide_event_is_one_profile_alarm() {
     let mut fleet = Fleet::new(100, 5);
     let mut det = Detector::new(MetricKind::Count, fast_cfg());
     warm(&mut det, &mut fleet, 8);
+    run_between(
+        &mut det,
+        &mut fleet,
+        T0 + 8 * DAY_SECS,
+        T0 + 8 * DAY_SECS + 12 * HOUR_SECS,
+    );
     // A firmware rollout: a third of the fleet triples its traffic.
     for d in fleet.devices.iter_mut().take(33) {
         d.1 = d.1.max(5.0) * 3.0;
@@ -313,4 +331,35 @@ fn payload_size_exfiltration() {
         .collect();
     let r = det.judge_period(ts, &v);
     assert_eq!(level_of(&r, "d4"), Some(Level::High), "{:?}", r.devices[4]);
+}
+
+#[test]
+fn backlog_after_a_gap_is_allowed_a_flood_is_not() {
+    let mut fleet = Fleet::new(40, 9);
+    fleet.devices[1].1 = 10.0;
+    let mut det = Detector::new(MetricKind::Count, fast_cfg());
+    warm(&mut det, &mut fleet, 8);
+    let (name, level) = fleet.devices[1].clone();
+    let back = T0 + 8 * DAY_SECS + 14 * HOUR_SECS;
+    let mut ts = T0 + 8 * DAY_SECS;
+    while ts < back {
+        let mut v = fleet.values(ts);
+        // Offline for the last two hours before `back`.
+        if ts >= back - 2 * HOUR_SECS {
+            v.remove(1);
+        }
+        det.judge_period(ts, &v);
+        ts += 300;
+    }
+    // Back online with an hour of buffered messages: no alarm.
+    let mut v = fleet.values(back);
+    v[1].1 = (level * rhythm(back) * 12.0).round();
+    let r = det.judge_period(back, &v);
+    assert_eq!(level_of(&r, &name), None, "{:?}", r.devices[1]);
+    // A flood right after is.
+    let ts = back + 300;
+    let mut v = fleet.values(ts);
+    v[1].1 = (level * rhythm(ts) * 15.0).round();
+    let r = det.judge_period(ts, &v);
+    assert!(level_of(&r, &name).is_some(), "{:?}", r.devices[1]);
 }
