@@ -59,7 +59,7 @@ impl Default for DetectorConfig {
             window_days: 14,
             thresholds: [4.0, 6.0, 8.0],
             min_excess: 3.0,
-            size_ratio: 1.5,
+            size_ratio: 2.0,
             fleet_fraction: 0.02,
             fleet_min_devices: 5,
             accept_after_days: 3,
@@ -315,12 +315,20 @@ impl Detector {
             !s.history.days.is_empty()
         });
         for (name, s) in &mut self.series {
-            if s.history.accept_if_shifted(day, self.cfg.accept_after_days) {
+            // A device that changed with its fleet yesterday (a firmware
+            // wave) has a new normal from then; one flagged alone for
+            // `accept_after_days` days too.
+            let since = if s.history.folded_on(day - 1) {
+                s.history.accept_from(day - 1);
+                Some(day - 1)
+            } else if s.history.accept_if_shifted(day, self.cfg.accept_after_days) {
+                Some(day - i64::from(self.cfg.accept_after_days))
+            } else {
+                None
+            };
+            if let Some(since) = since {
                 s.online = Online::new(per_hour);
-                self.shifts.push((
-                    Arc::clone(name),
-                    day - i64::from(self.cfg.accept_after_days),
-                ));
+                self.shifts.push((Arc::clone(name), since));
             }
         }
         self.window_datapoints = self
@@ -465,12 +473,15 @@ impl Detector {
         // Poisoning resistance: a device's anomalous day stays out of
         // training. A fleet-wide change is not an attack on one device and
         // should be learned, so folded alarms flag nothing.
-        if result.fleet_suppressed == 0 {
-            for j in &result.devices {
-                let Some(l) = j.raw_level.filter(|l| *l >= Level::Medium) else {
-                    continue;
-                };
-                if let Some(s) = self.series.get_mut(&j.device) {
+        let fleet_event = result.fleet_suppressed > 0;
+        for j in &result.devices {
+            let Some(l) = j.raw_level.filter(|l| *l >= Level::Medium) else {
+                continue;
+            };
+            if let Some(s) = self.series.get_mut(&j.device) {
+                if fleet_event && j.level.is_none() {
+                    s.history.fold(ts);
+                } else {
                     s.history.flag(ts, l);
                 }
             }
@@ -512,8 +523,11 @@ impl Detector {
             fleet.level = fleet
                 .raw_level
                 .filter(|l| !self.high_only || *l == Level::High);
+            // A device far more anomalous than the fleet's typical one
+            // (a flood during a firmware wave) keeps its own alarm.
+            let own = fleet.score + self.cfg.thresholds[2];
             for j in &mut result.devices {
-                if j.raw_level.is_some() {
+                if j.raw_level.is_some() && j.score < own {
                     j.level = None;
                     result.fleet_suppressed += 1;
                 }
@@ -598,7 +612,7 @@ fn score_size(
     let ratio = cfg.size_ratio.ln();
     let lx = bytes.max(1.0).ln();
     let sd1 = (dm.spread * dm.spread + dm.extra).sqrt();
-    if lx >= dm.level + Z99 * sd1 + ratio {
+    if lx >= dm.level + Z99 * sd1 + ratio && lx > dm.top {
         best.score = normal_upper_score((lx - dm.level) / sd1);
     }
     let last = online.recent_sum(period);

@@ -19,10 +19,13 @@ pub struct HourAgg {
     pub n: u32,
     pub sum: f64,
     pub sumsq: f64,
+    /// The largest value (values are never negative: counts, log bytes).
+    pub max: f64,
 }
 
 impl HourAgg {
     pub fn add(&mut self, v: f64) {
+        self.max = self.max.max(v);
         self.n += 1;
         self.sum += v;
         self.sumsq += v * v;
@@ -37,6 +40,9 @@ pub struct DayRecord {
     /// gate removed it, if it did not). MEDIUM or more keeps the day out of
     /// training.
     pub flag: Option<Level>,
+    /// The fleet gate folded a MEDIUM-or-higher anomaly of this device into
+    /// a profile-level one: the fleet changed, and this device with it.
+    pub folded: bool,
 }
 
 impl DayRecord {
@@ -45,6 +51,7 @@ impl DayRecord {
             day,
             hours: [HourAgg::default(); 24],
             flag: None,
+            folded: false,
         }
     }
 
@@ -90,6 +97,15 @@ impl SeriesHistory {
     pub fn flag(&mut self, ts: i64, level: Level) {
         let d = self.today(clock::day(ts));
         d.flag = Some(d.flag.map_or(level, |f| f.max(level)));
+    }
+
+    pub fn fold(&mut self, ts: i64) {
+        self.today(clock::day(ts)).folded = true;
+    }
+
+    /// Whether the fleet gate folded an anomaly of this device on `day`.
+    pub fn folded_on(&self, day: i64) -> bool {
+        self.days.iter().any(|d| d.day == day && d.folded)
     }
 
     /// Forgets days before `first_day`.

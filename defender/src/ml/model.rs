@@ -52,6 +52,10 @@ pub struct DeviceModel {
     pub level: f64,
     /// Size only: spread of log bytes per datapoint.
     pub spread: f64,
+    /// Size only: the largest log bytes seen in training. The largest
+    /// message of a period has a heavier tail than a log-normal, so a
+    /// single datapoint counts only above what the device has done before.
+    pub top: f64,
     /// Days of the device's own data behind `level`.
     pub own_days: u32,
     /// Extra multiplicative variance from not knowing the level well
@@ -87,6 +91,8 @@ impl Model {
         self.devices.get(name).copied().unwrap_or(DeviceModel {
             level: self.prior_level,
             spread: self.prior_spread,
+            top: self.prior_level
+                + 2.326 * (self.prior_spread * self.prior_spread + self.level_spread).sqrt(),
             own_days: 0,
             extra: self.level_spread,
         })
@@ -274,6 +280,7 @@ fn fit_count_device(
     Some(DeviceModel {
         level: level.max(1e-9),
         spread: 0.0,
+        top: 0.0,
         own_days,
         extra: level_extra(own_days, day_disp, level_spread),
     })
@@ -408,8 +415,15 @@ fn fit_dispersion(
     ]
 }
 
-fn size_stats(days: &[&DayRecord]) -> Option<(f64, f64, f64, u32)> {
+/// Mean, spread, day-to-day variance, days and largest value of log sizes.
+fn size_stats(days: &[&DayRecord]) -> Option<(f64, f64, f64, u32, f64)> {
     let (mut n, mut s, mut ss) = (0u32, 0.0, 0.0);
+    let top = days
+        .iter()
+        .flat_map(|d| d.hours.iter())
+        .filter(|h| h.n > 0)
+        .map(|h| h.max)
+        .fold(0.0, f64::max);
     let mut daily = Vec::new();
     for d in days {
         let dn = d.n();
@@ -439,14 +453,16 @@ fn size_stats(days: &[&DayRecord]) -> Option<(f64, f64, f64, u32)> {
         var.sqrt(),
         day_var,
         u32::try_from(daily.len()).unwrap_or(u32::MAX),
+        top,
     ))
 }
 
 fn fit_size_device(days: &[&DayRecord], m: &Model) -> Option<DeviceModel> {
-    let (mean, spread, _, own_days) = size_stats(days)?;
+    let (mean, spread, _, own_days, top) = size_stats(days)?;
     Some(DeviceModel {
         level: mean,
         spread: spread.max(0.05),
+        top,
         own_days,
         extra: level_extra(own_days, m.day_var, m.level_spread),
     })
@@ -477,12 +493,13 @@ fn train_sizes(series: &[(&Arc<str>, &SeriesHistory)], from: i64, to: i64) -> Mo
         day_var,
         devices: HashMap::new(),
     };
-    for (name, (mean, spread, _, own_days)) in stats {
+    for (name, (mean, spread, _, own_days, top)) in stats {
         m.devices.insert(
             name,
             DeviceModel {
                 level: mean,
                 spread: spread.max(0.05),
+                top,
                 own_days,
                 extra: level_extra(own_days, day_var, level_spread),
             },
