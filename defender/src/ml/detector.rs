@@ -57,7 +57,7 @@ impl Default for DetectorConfig {
         Self {
             period_secs: 300,
             window_days: 14,
-            thresholds: [4.0, 6.0, 8.0],
+            thresholds: [4.5, 6.5, 8.0],
             min_excess: 3.0,
             size_ratio: 2.0,
             fleet_fraction: 0.02,
