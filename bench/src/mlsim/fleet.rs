@@ -262,7 +262,7 @@ impl Fleet {
             } else {
                 0.0005
             };
-            let first_day = if rng.random::<f64>() < 0.03 {
+            let first_day = if days > 6 && rng.random::<f64>() < 0.03 {
                 rng.random_range(3..days - 3)
             } else {
                 0

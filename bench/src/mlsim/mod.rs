@@ -290,3 +290,32 @@ pub fn run(a: &MlsimArgs) -> Result<()> {
     println!("{md}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny fleet end to end: CSV, labels, three replays, report.
+    #[test]
+    fn smoke() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = MlsimArgs {
+            devices: 40,
+            days: 4,
+            seed: 3,
+            attacks: 7,
+            attack_from: 2,
+            min_days: 2,
+            min_datapoints: 1000,
+            clear_after: 3,
+            out: dir.path().to_path_buf(),
+        };
+        run(&args).expect("mlsim runs");
+        let report = std::fs::read_to_string(dir.path().join("report.md")).expect("report");
+        for level in ["| LOW |", "| MEDIUM |", "| HIGH |", "per-device p99"] {
+            assert!(report.contains(level), "{report}");
+        }
+        let labels = std::fs::read_to_string(dir.path().join("attacks.csv")).expect("labels");
+        assert_eq!(labels.lines().count(), 8, "{labels}");
+    }
+}
