@@ -10,6 +10,7 @@ mod console;
 mod defend;
 mod logging;
 mod metrics;
+mod replay_cmd;
 mod sys;
 
 use std::io::Write;
@@ -53,6 +54,8 @@ enum Command {
     Serve(ServeArgs),
     /// Make the development PKI: a CA, the server certificate, devices.
     Certs(certs_cmd::CertsArgs),
+    /// Defender tools: `replay` runs a metrics CSV through ML Detect.
+    Defender(replay_cmd::DefenderArgs),
 }
 
 #[derive(Args)]
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Certs(args) => certs_cmd::run(args),
+        Command::Defender(args) => replay_cmd::run(args),
     }
 }
 

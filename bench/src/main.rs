@@ -3,6 +3,7 @@
 
 mod client;
 mod fdlimit;
+mod mlsim;
 mod payload;
 mod peers;
 mod pki;
@@ -58,6 +59,8 @@ enum Cmd {
     },
     /// Lists the scenarios.
     List,
+    /// ML Detect on a simulated fleet: CSV, replay, score against static rules.
+    Mlsim(mlsim::MlsimArgs),
 }
 
 #[derive(Args)]
@@ -166,6 +169,9 @@ fn default_root() -> PathBuf {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    if let Cmd::Mlsim(args) = &cli.command {
+        return mlsim::run(args);
+    }
     // One descriptor per connection in the bench and in the broker, which
     // inherits this limit.
     let open_files = fdlimit::raise().map(|l| {
@@ -180,6 +186,7 @@ async fn main() -> Result<()> {
         l.soft
     });
     let (kind, common, plan) = match &cli.command {
+        Cmd::Mlsim(_) => return Ok(()),
         Cmd::List => {
             for s in scenarios::catalog() {
                 let quick = if scenarios::QUICK.contains(&s.name) {

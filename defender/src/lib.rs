@@ -12,6 +12,7 @@ pub mod detect;
 pub mod engine;
 pub mod metrics;
 pub mod mitigation;
+pub mod ml;
 pub mod report;
 pub mod settings;
 pub mod store;

@@ -1,0 +1,123 @@
+//! Scoring alarms against the simulator's labels: recall (all attacks,
+//! per kind, burst attacks within one datapoint), time to detect,
+//! precision, and false alarms per 1000 device-days.
+
+use std::collections::BTreeMap;
+
+use super::fleet::{Attack, AttackKind, PERIOD};
+
+/// An alarm counts for an attack when raised from its first datapoint to
+/// an hour after its last.
+const DETECT_GRACE: i64 = 3600;
+/// An alarm on an attacked device up to a day after the attack is the
+/// attack's aftermath (the day window), not a false alarm.
+const AFTERMATH: i64 = 86_400;
+
+/// A raised alarm: when, on which device (`None`: profile-level).
+#[derive(Clone, Copy, Debug)]
+pub struct Raised {
+    pub ts: i64,
+    pub device: Option<usize>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Score {
+    pub alarms: usize,
+    pub false_alarms: usize,
+    pub fleet_alarms: usize,
+    pub fa_per_1000: f64,
+    pub precision: f64,
+    pub recall: f64,
+    pub burst_recall_1dp: f64,
+    /// Median datapoints from attack start to alarm (1 = the first).
+    pub median_ttd: f64,
+    pub by_kind: BTreeMap<&'static str, (usize, usize)>,
+}
+
+pub fn score(raised: &[Raised], attacks: &[Attack], device_days: f64, from: i64) -> Score {
+    let mut s = Score::default();
+    let mut attacked: BTreeMap<usize, Vec<&Attack>> = BTreeMap::new();
+    for a in attacks {
+        attacked.entry(a.device).or_default().push(a);
+    }
+    let mut tp = 0;
+    for r in raised.iter().filter(|r| r.ts >= from) {
+        s.alarms += 1;
+        let Some(d) = r.device else {
+            s.fleet_alarms += 1;
+            s.false_alarms += 1;
+            continue;
+        };
+        let explained = attacked.get(&d).is_some_and(|v| {
+            v.iter()
+                .any(|a| r.ts >= a.start && r.ts < a.end + AFTERMATH)
+        });
+        if explained {
+            tp += 1;
+        } else {
+            s.false_alarms += 1;
+        }
+    }
+    let mut ttds = Vec::new();
+    let (mut caught, mut bursts, mut bursts_1dp) = (0, 0, 0);
+    for a in attacks {
+        let first = raised
+            .iter()
+            .filter(|r| {
+                r.device == Some(a.device) && r.ts >= a.start && r.ts <= a.end + DETECT_GRACE
+            })
+            .map(|r| r.ts)
+            .min();
+        let e = s.by_kind.entry(a.kind.name()).or_default();
+        e.0 += 1;
+        if a.kind.burst() {
+            bursts += 1;
+        }
+        if let Some(t) = first {
+            caught += 1;
+            e.1 += 1;
+            let ttd = (t - a.start) / PERIOD + 1;
+            ttds.push(ttd as f64);
+            if a.kind.burst() && ttd <= 1 {
+                bursts_1dp += 1;
+            }
+        }
+    }
+    let pct = |n: usize, d: usize| {
+        if d == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / d as f64
+        }
+    };
+    s.recall = pct(caught, attacks.len());
+    s.burst_recall_1dp = pct(bursts_1dp, bursts);
+    s.precision = pct(tp, s.alarms);
+    s.fa_per_1000 = if device_days > 0.0 {
+        s.false_alarms as f64 * 1000.0 / device_days
+    } else {
+        0.0
+    };
+    ttds.sort_by(f64::total_cmp);
+    s.median_ttd = ttds.get(ttds.len() / 2).copied().unwrap_or(f64::NAN);
+    s
+}
+
+pub fn kinds_header() -> String {
+    AttackKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+pub fn kinds_row(s: &Score) -> String {
+    AttackKind::ALL
+        .iter()
+        .map(|k| {
+            let (n, c) = s.by_kind.get(k.name()).copied().unwrap_or((0, 0));
+            format!("{c}/{n}")
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}

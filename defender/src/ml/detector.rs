@@ -1,0 +1,637 @@
+//! One ML model's life: a (profile, behaviour) detector fed one datapoint
+//! period at a time, in data-clock order. At the first period of each day
+//! it retrains from the trailing window (so it never reads ahead), then
+//! judges every device that has a datapoint, applies the fleet gate, and
+//! records the datapoints and the days they flag.
+//!
+//! Scoring (counts): for windows of one datapoint, one hour and one day,
+//! observed `X` against expected `M = Σ L·S`, negative-binomial upper tail
+//! with the window's dispersion (plus the device's level uncertainty); a
+//! window counts only when `X − M ≥ min_excess`. Sizes: normal tail of
+//! log(bytes) on one datapoint and on the hour's mean, only when the size
+//! is at least `size_ratio` times the device's usual. The score is the best
+//! window's `−log10 p` less `log10(windows)` (Bonferroni).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::clock;
+use super::history::SeriesHistory;
+use super::level::Level;
+pub use super::model::MetricKind;
+use super::model::{DeviceModel, Model};
+use super::status::{ModelGate, ModelStatus};
+use super::tail::{nb_upper_score, normal_upper_score};
+use crate::detect::evaluate::DatapointOutcome;
+use crate::detect::model::MetricValue;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DetectorConfig {
+    /// Seconds between datapoints on the data clock (AWS: 300).
+    pub period_secs: i64,
+    /// Trailing training window, days.
+    pub window_days: u32,
+    /// Scores at which LOW, MEDIUM and HIGH start.
+    pub thresholds: [f64; 3],
+    /// A count window is judged only when it exceeds its expectation by
+    /// this many events (one failure on a quiet device is never an alarm).
+    pub min_excess: f64,
+    /// A size is judged only when at least this many times the device's
+    /// usual top (its 99th percentile).
+    pub size_ratio: f64,
+    /// Share of a profile's judged devices reaching LOW at the same
+    /// datapoint that makes it one fleet-wide anomaly instead.
+    pub fleet_fraction: f64,
+    /// ... and never fewer devices than this.
+    pub fleet_min_devices: usize,
+    /// A device flagged (MEDIUM or more) this many days in a row has a new
+    /// normal: its level is refitted from those days. 0 = never.
+    pub accept_after_days: u32,
+    /// A device with fewer own training days alarms at HIGH only.
+    pub new_device_days: u32,
+    pub gate: ModelGate,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            period_secs: 300,
+            window_days: 14,
+            thresholds: [4.5, 6.5, 8.0],
+            min_excess: 3.0,
+            size_ratio: 2.0,
+            fleet_fraction: 0.02,
+            fleet_min_devices: 5,
+            accept_after_days: 3,
+            new_device_days: 3,
+            gate: ModelGate::default(),
+        }
+    }
+}
+
+/// The verdict on one device (or, for the fleet, the profile) at one
+/// datapoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Judgement {
+    /// Empty for the profile-level fleet judgement.
+    pub device: Arc<str>,
+    pub score: f64,
+    /// The level the score reaches, before gates.
+    pub raw_level: Option<Level>,
+    /// The level an alarm may use: after the HIGH-only gates (fast start,
+    /// new device) and the fleet gate.
+    pub level: Option<Level>,
+    /// The observed and expected value of the window that scored highest
+    /// (events in the window; bytes for sizes; devices for the fleet).
+    pub observed: f64,
+    pub expected: f64,
+    /// Datapoints in that window.
+    pub window: u32,
+}
+
+impl Judgement {
+    /// The datapoint outcome the alarm state machine gets for a behaviour
+    /// at `confidence`; the value is the datapoint's observed value.
+    pub fn outcome(&self, confidence: Level, value: f64) -> DatapointOutcome {
+        // Counts and byte sizes are whole and non-negative.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let v = MetricValue {
+            count: Some(value.max(0.0).round() as u64),
+            ..MetricValue::default()
+        };
+        if self.violates(confidence) {
+            DatapointOutcome::Violating(v)
+        } else {
+            DatapointOutcome::NotViolating(v)
+        }
+    }
+
+    /// Whether a behaviour at `confidence` alarms on this judgement.
+    pub fn violates(&self, confidence: Level) -> bool {
+        self.level.is_some_and(|l| l >= confidence)
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PeriodResult {
+    /// One per device judged; a device with no judgement had no data.
+    pub devices: Vec<Judgement>,
+    /// The fleet-wide judgement, when the model judges at all.
+    pub fleet: Option<Judgement>,
+    /// Devices whose alarm the fleet gate folded into `fleet`.
+    pub fleet_suppressed: usize,
+}
+
+/// What GetBehaviorModelTrainingSummaries shows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainingSummary {
+    pub status: ModelStatus,
+    pub datapoints_collection_percentage: f64,
+    /// Epoch seconds of the first datapoint seen.
+    pub training_data_collection_start: Option<i64>,
+    /// Epoch seconds (the data clock's midnight) of the last build.
+    pub last_model_refresh: Option<i64>,
+}
+
+/// Missed datapoints whose expectation a device's first datapoint after a
+/// gap may carry (two hours at five-minute periods).
+const CATCH_UP: i64 = 24;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Slot {
+    key: i64,
+    x: f64,
+    m: f64,
+    n: u32,
+}
+
+const EMPTY: Slot = Slot {
+    key: i64::MIN,
+    x: 0.0,
+    m: 0.0,
+    n: 0,
+};
+
+/// The recent past a window needs: the last hour's datapoints and the
+/// last 24 hourly sums, observed and expected.
+#[derive(Clone, Debug, PartialEq)]
+struct Online {
+    recent: Vec<Slot>,
+    hours: [Slot; 24],
+    /// The period of the device's previous datapoint.
+    last_period: Option<i64>,
+}
+
+impl Online {
+    fn new(per_hour: usize) -> Self {
+        Self {
+            recent: vec![EMPTY; per_hour.max(1)],
+            hours: [EMPTY; 24],
+            last_period: None,
+        }
+    }
+
+    /// Datapoints missed since the previous one (0 when there is none).
+    fn gap(&self, period: i64) -> i64 {
+        self.last_period.map_or(0, |p| (period - p - 1).max(0))
+    }
+
+    fn push(&mut self, period: i64, hour: i64, x: f64, m: f64) {
+        self.last_period = Some(self.last_period.map_or(period, |p| p.max(period)));
+        let len = i64::try_from(self.recent.len()).unwrap_or(1);
+        let i = usize::try_from(period.rem_euclid(len)).unwrap_or(0);
+        self.recent[i] = Slot {
+            key: period,
+            x,
+            m,
+            n: 1,
+        };
+        let j = usize::try_from(hour.rem_euclid(24)).unwrap_or(0);
+        if self.hours[j].key != hour {
+            self.hours[j] = Slot { key: hour, ..EMPTY };
+        }
+        let h = &mut self.hours[j];
+        h.x += x;
+        h.m += m;
+        h.n += 1;
+    }
+
+    fn recent_sum(&self, period: i64) -> Slot {
+        let len = i64::try_from(self.recent.len()).unwrap_or(1);
+        sum(self
+            .recent
+            .iter()
+            .filter(|s| s.key > period - len && s.key <= period))
+    }
+
+    fn day_sum(&self, hour: i64) -> Slot {
+        sum(self
+            .hours
+            .iter()
+            .filter(|s| s.key > hour - 24 && s.key <= hour))
+    }
+}
+
+fn sum<'a>(it: impl Iterator<Item = &'a Slot>) -> Slot {
+    it.fold(EMPTY, |a, s| Slot {
+        key: a.key.max(s.key),
+        x: a.x + s.x,
+        m: a.m + s.m,
+        n: a.n + s.n,
+    })
+}
+
+#[derive(Clone, Debug)]
+struct Series {
+    history: SeriesHistory,
+    online: Online,
+}
+
+pub struct Detector {
+    cfg: DetectorConfig,
+    kind: MetricKind,
+    series: HashMap<Arc<str>, Series>,
+    model: Option<Model>,
+    /// The model may only raise HIGH (fast start).
+    high_only: bool,
+    trained_day: Option<i64>,
+    first_ts: Option<i64>,
+    status: ModelStatus,
+    failed_builds: u32,
+    last_refresh: Option<i64>,
+    window_datapoints: u64,
+    shifts: Vec<(Arc<str>, i64)>,
+}
+
+struct Scored {
+    score: f64,
+    observed: f64,
+    expected: f64,
+    window: u32,
+}
+
+impl Detector {
+    pub fn new(kind: MetricKind, cfg: DetectorConfig) -> Self {
+        Self {
+            cfg,
+            kind,
+            series: HashMap::new(),
+            model: None,
+            high_only: false,
+            trained_day: None,
+            first_ts: None,
+            status: ModelStatus::PendingBuild,
+            failed_builds: 0,
+            last_refresh: None,
+            window_datapoints: 0,
+            shifts: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &DetectorConfig {
+        &self.cfg
+    }
+
+    pub fn model(&self) -> Option<&Model> {
+        self.model.as_ref()
+    }
+
+    pub fn devices(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn summary(&self) -> TrainingSummary {
+        TrainingSummary {
+            status: self.status,
+            datapoints_collection_percentage: self
+                .cfg
+                .gate
+                .collection_percentage(self.window_datapoints),
+            training_data_collection_start: self.first_ts,
+            last_model_refresh: self.last_refresh,
+        }
+    }
+
+    /// Level shifts accepted since the last call: (device, first day of
+    /// the new normal). The caller logs them as "baseline changed".
+    pub fn take_shifts(&mut self) -> Vec<(Arc<str>, i64)> {
+        std::mem::take(&mut self.shifts)
+    }
+
+    fn periods_per_hour(&self) -> usize {
+        usize::try_from(clock::HOUR_SECS / self.cfg.period_secs.max(1)).unwrap_or(1)
+    }
+
+    /// Builds (or fails to build) the model for `day` from the days before
+    /// it. Runs by itself at each day's first period.
+    pub fn retrain(&mut self, day: i64) {
+        self.trained_day = Some(day);
+        let window = i64::from(self.cfg.window_days);
+        let from = day - window;
+        let to = day - 1;
+        let per_hour = self.periods_per_hour();
+        self.series.retain(|_, s| {
+            s.history.prune(from);
+            !s.history.days.is_empty()
+        });
+        for (name, s) in &mut self.series {
+            // A device that changed with its fleet yesterday (a firmware
+            // wave) has a new normal from then; one flagged alone for
+            // `accept_after_days` days too.
+            let since = if s.history.folded_on(day - 1) {
+                s.history.accept_from(day - 1);
+                Some(day - 1)
+            } else if s.history.accept_if_shifted(day, self.cfg.accept_after_days) {
+                Some(day - i64::from(self.cfg.accept_after_days))
+            } else {
+                None
+            };
+            if let Some(since) = since {
+                s.online = Online::new(per_hour);
+                self.shifts.push((Arc::clone(name), since));
+            }
+        }
+        self.window_datapoints = self
+            .series
+            .values()
+            .map(|s| s.history.datapoints(from, to))
+            .sum();
+        let span = self.first_ts.map_or(0, |t| {
+            u32::try_from((day - clock::day(t)).clamp(0, window)).unwrap_or(0)
+        });
+        let gate = self.cfg.gate;
+        let periods_per_day = (clock::DAY_SECS / self.cfg.period_secs.max(1)) as f64;
+        let histories = || {
+            self.series
+                .iter()
+                .map(|(k, s)| (k, &s.history))
+                .collect::<Vec<_>>()
+        };
+        if gate.ready(span, self.window_datapoints) {
+            self.model = Some(Model::train(
+                self.kind,
+                &histories(),
+                from,
+                to,
+                periods_per_day,
+            ));
+            self.status = ModelStatus::Active;
+            self.high_only = false;
+            self.failed_builds = 0;
+            self.last_refresh = Some(day * clock::DAY_SECS);
+            return;
+        }
+        if span >= gate.min_days {
+            self.failed_builds += 1;
+        }
+        if self.failed_builds >= gate.max_failed_builds && gate.max_failed_builds > 0 {
+            self.status = ModelStatus::Expired;
+            self.model = None;
+            return;
+        }
+        if self.status == ModelStatus::Active {
+            // Keep judging with the last model while builds are retried.
+            return;
+        }
+        if gate.fast_start_days > 0 && span >= gate.fast_start_days && self.window_datapoints > 0 {
+            self.model = Some(Model::train(
+                self.kind,
+                &histories(),
+                from,
+                to,
+                periods_per_day,
+            ));
+            self.high_only = true;
+            self.last_refresh = Some(day * clock::DAY_SECS);
+        }
+    }
+
+    /// An operator marked the device's alarm BENIGN_POSITIVE: what it did
+    /// since `since` is normal. Takes effect at once.
+    pub fn accept_now(&mut self, device: &str, since: i64, now: i64) {
+        let per_hour = self.periods_per_hour();
+        let from_window = clock::day(now) - i64::from(self.cfg.window_days);
+        let Some((name, s)) = self.series.iter_mut().find(|(k, _)| &***k == device) else {
+            return;
+        };
+        let start = clock::day(since);
+        s.history.accept_from(start);
+        s.online = Online::new(per_hour);
+        if let Some(m) = &mut self.model {
+            m.refit_device(name, &s.history, start.max(from_window), clock::day(now));
+        }
+    }
+
+    /// Judges one period: `values` holds each device's datapoint for the
+    /// period starting at `ts` (data-clock epoch seconds).
+    pub fn judge_period(&mut self, ts: i64, values: &[(Arc<str>, f64)]) -> PeriodResult {
+        let day = clock::day(ts);
+        if self.trained_day != Some(day) {
+            self.retrain(day);
+        }
+        if self.first_ts.is_none() && !values.is_empty() {
+            self.first_ts = Some(ts);
+        }
+        let per_hour = self.periods_per_hour();
+        let period = ts.div_euclid(self.cfg.period_secs.max(1));
+        let hour = clock::hour_no(ts);
+        let mut result = PeriodResult::default();
+
+        for (name, value) in values {
+            let s = self
+                .series
+                .entry(Arc::clone(name))
+                .or_insert_with(|| Series {
+                    history: SeriesHistory::default(),
+                    online: Online::new(per_hour),
+                });
+            let x = match self.kind {
+                MetricKind::Count => value.max(0.0),
+                MetricKind::Size if *value > 0.0 => value.ln(),
+                // No message, no size.
+                MetricKind::Size => continue,
+            };
+            s.history.record(ts, x);
+            let Some(model) = &self.model else {
+                continue;
+            };
+            let dm = model.device(name);
+            let expected = match self.kind {
+                // A device back from a gap may send what it buffered: the
+                // missed datapoints' expectation (at most CATCH_UP of
+                // them) joins its first one.
+                MetricKind::Count => {
+                    let missed = s.online.gap(period).min(CATCH_UP);
+                    #[allow(clippy::cast_precision_loss)]
+                    let catch_up = 1.0 + missed as f64;
+                    dm.level * model.shape_at(ts) * catch_up
+                }
+                MetricKind::Size => 1.0,
+            };
+            s.online.push(period, hour, x, expected);
+            let scored = match self.kind {
+                MetricKind::Count => score_count(&self.cfg, model, &dm, &s.online, period, hour),
+                MetricKind::Size => score_size(&self.cfg, model, &dm, &s.online, period, *value),
+            };
+            let raw_level = Level::of_score(scored.score, self.cfg.thresholds);
+            let high_only = self.high_only || dm.own_days < self.cfg.new_device_days;
+            let level = raw_level.filter(|l| !high_only || *l == Level::High);
+            result.devices.push(Judgement {
+                device: Arc::clone(name),
+                score: scored.score,
+                raw_level,
+                level,
+                observed: scored.observed,
+                expected: scored.expected,
+                window: scored.window,
+            });
+        }
+        if self.model.is_none() {
+            return result;
+        }
+        self.fleet_gate(&mut result);
+        // Poisoning resistance: a device's anomalous day stays out of
+        // training. A fleet-wide change is not an attack on one device and
+        // should be learned, so folded alarms flag nothing.
+        let fleet_event = result.fleet_suppressed > 0;
+        for j in &result.devices {
+            let Some(l) = j.raw_level.filter(|l| *l >= Level::Medium) else {
+                continue;
+            };
+            if let Some(s) = self.series.get_mut(&j.device) {
+                if fleet_event && j.level.is_none() {
+                    s.history.fold(ts);
+                } else {
+                    s.history.flag(ts, l);
+                }
+            }
+        }
+        result
+    }
+
+    fn fleet_gate(&self, result: &mut PeriodResult) {
+        let judged = result.devices.len();
+        let mut anomalous: Vec<f64> = result
+            .devices
+            .iter()
+            .filter(|j| j.raw_level.is_some())
+            .map(|j| j.score)
+            .collect();
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let need = self
+            .cfg
+            .fleet_min_devices
+            .max((self.cfg.fleet_fraction * judged as f64).ceil() as usize)
+            .max(1);
+        let mut fleet = Judgement {
+            device: Arc::from(""),
+            score: 0.0,
+            raw_level: None,
+            level: None,
+            observed: anomalous.len() as f64,
+            expected: need as f64,
+            window: 1,
+        };
+        if anomalous.len() >= need {
+            anomalous.sort_by(f64::total_cmp);
+            fleet.score = anomalous[anomalous.len() / 2];
+            fleet.raw_level = Level::of_score(fleet.score, self.cfg.thresholds);
+            fleet.level = fleet
+                .raw_level
+                .filter(|l| !self.high_only || *l == Level::High);
+            // A device far more anomalous than the fleet's typical one
+            // (a flood during a firmware wave) keeps its own alarm.
+            let own = fleet.score + self.cfg.thresholds[2];
+            for j in &mut result.devices {
+                if j.raw_level.is_some() && j.score < own {
+                    j.level = None;
+                    result.fleet_suppressed += 1;
+                }
+            }
+        }
+        result.fleet = Some(fleet);
+    }
+}
+
+fn score_count(
+    cfg: &DetectorConfig,
+    model: &Model,
+    dm: &DeviceModel,
+    online: &Online,
+    period: i64,
+    hour: i64,
+) -> Scored {
+    let d = model.dispersion;
+    let last = online.recent_sum(period);
+    let one = online
+        .recent
+        .iter()
+        .find(|s| s.key == period)
+        .copied()
+        .unwrap_or(EMPTY);
+    let windows = [
+        (one, d[0] + dm.extra),
+        (last, d[1] + dm.extra),
+        (online.day_sum(hour), d[2] + dm.extra),
+    ];
+    let mut best = Scored {
+        score: 0.0,
+        observed: one.x,
+        expected: one.m,
+        window: 1,
+    };
+    for (w, inv_k) in windows {
+        if w.n == 0 || w.x - w.m < cfg.min_excess {
+            continue;
+        }
+        // Cheap pre-check: far inside the normal band the tail is not
+        // worth computing.
+        let sd = (w.m + inv_k * w.m * w.m).sqrt();
+        if sd > 0.0 && (w.x - w.m) / sd < 2.0 {
+            continue;
+        }
+        let s = nb_upper_score(w.x, w.m, inv_k);
+        if s > best.score {
+            best = Scored {
+                score: s,
+                observed: w.x,
+                expected: w.m,
+                window: w.n,
+            };
+        }
+    }
+    best.score = (best.score - 3f64.log10()).max(0.0);
+    best
+}
+
+/// The standard normal's 99th percentile.
+const Z99: f64 = 2.326;
+
+fn score_size(
+    cfg: &DetectorConfig,
+    model: &Model,
+    dm: &DeviceModel,
+    online: &Online,
+    period: i64,
+    bytes: f64,
+) -> Scored {
+    let usual = dm.level.exp();
+    let mut best = Scored {
+        score: 0.0,
+        observed: bytes,
+        expected: usual,
+        window: 1,
+    };
+    // Sizes count only well above the device's usual top (its 99th
+    // percentile under the log-normal fit): a firmware update making
+    // messages 30% larger is not exfiltration.
+    let ratio = cfg.size_ratio.ln();
+    let lx = bytes.max(1.0).ln();
+    let sd1 = (dm.spread * dm.spread + dm.extra).sqrt();
+    if lx >= dm.level + Z99 * sd1 + ratio && lx > dm.top {
+        best.score = normal_upper_score((lx - dm.level) / sd1);
+    }
+    let last = online.recent_sum(period);
+    if last.n > 1 {
+        let n = f64::from(last.n);
+        let mean = last.x / n;
+        let sd = (dm.spread * dm.spread / n + model.day_var + dm.extra).sqrt();
+        if mean >= dm.level + Z99 * sd + ratio {
+            let s = normal_upper_score((mean - dm.level) / sd);
+            if s > best.score {
+                best = Scored {
+                    score: s,
+                    observed: mean.exp(),
+                    expected: usual,
+                    window: last.n,
+                };
+            }
+        }
+    }
+    best.score = (best.score - 2f64.log10()).max(0.0);
+    best
+}
