@@ -3,12 +3,14 @@
 //! principal. The trust snapshot follows the registry: CA status changes and
 //! new registrations take effect on the next handshake.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::server::TlsStream;
 
 use crate::hub::Hub;
 use crate::net::tcp::accept_loop;
@@ -25,23 +27,42 @@ pub(crate) async fn listen_tls(
     accept_loop(listener, hub, permits, move |hub, stream, peer| {
         let acceptor = acceptor.clone();
         async move {
-            match acceptor.accept(stream).await {
-                Ok((tls, identity)) => {
-                    let principal = Principal::Certificate {
-                        id: identity.certificate_id,
-                        common_name: identity.common_name,
-                        issuing_ca: identity.issuing_ca_id.map(|ca| (ca, identity.serial)),
-                    };
-                    session::serve(hub, tls, peer, principal).await;
-                }
-                Err(failure) => {
-                    tracing::info!(%peer, reason = failure.as_str(), "TLS handshake refused");
-                    hub.observer.tls_handshake_failed(peer, failure.as_str());
-                }
-            }
+            // The handshake's state is boxed and gone once it is over, so
+            // the connection's task does not keep room for it.
+            let Some((tls, principal)) = Box::pin(handshake(&acceptor, &hub, stream, peer)).await
+            else {
+                return;
+            };
+            session::serve(hub, tls, peer, principal).await;
         }
     })
     .await;
+}
+
+/// The TLS handshake and the device's principal. The stream is boxed: the
+/// rustls connection is over 1 KiB, and a boxed one is not duplicated in the
+/// states of the futures it moves through.
+async fn handshake(
+    acceptor: &DeviceAcceptor,
+    hub: &Hub,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<(Box<TlsStream<TcpStream>>, Principal)> {
+    match acceptor.accept(stream).await {
+        Ok((tls, identity)) => {
+            let principal = Principal::Certificate {
+                id: identity.certificate_id,
+                common_name: identity.common_name,
+                issuing_ca: identity.issuing_ca_id.map(|ca| (ca, identity.serial)),
+            };
+            Some((Box::new(tls), principal))
+        }
+        Err(failure) => {
+            tracing::info!(%peer, reason = failure.as_str(), "TLS handshake refused");
+            hub.observer.tls_handshake_failed(peer, failure.as_str());
+            None
+        }
+    }
 }
 
 /// The trust snapshot for the registry as it is now (CRLs kept from

@@ -1,10 +1,21 @@
 //! Framing over any byte stream: a read buffer that `decode` consumes and a
 //! write buffer flushed in one write per batch of packets.
 
+use std::future::Future;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::codec::{self, DecodeError, EncodeError, Packet, Protocol};
+
+/// The most a read into an empty, released buffer takes at once (on the
+/// stack; a busier connection reads straight into its growing buffer).
+const UNBUFFERED_READ: usize = 4096;
+/// The least a read buffer grows by while a packet is arriving.
+const MIN_READ_BUF: usize = 2048;
 
 pub(crate) struct Transport<S> {
     stream: S,
@@ -34,17 +45,61 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
     }
 
     /// Reads more bytes into the connection's own buffer. Cancel-safe: if
-    /// the future is dropped, no byte is lost.
+    /// the future is dropped, no byte is lost (bytes only ever land in the
+    /// buffer within one poll).
+    ///
+    /// An idle connection holds no read buffer: when a read would block
+    /// with nothing buffered, the buffer is given back, and the next
+    /// readable event reads into the stack first and allocates only what
+    /// arrived. Thousands of idle connections would otherwise each keep
+    /// a few KiB they are not using.
     pub async fn fill(&mut self) -> Result<(), ReadError> {
+        std::future::poll_fn(|cx| self.poll_fill(cx)).await
+    }
+
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ReadError>> {
+        if self.read_buf.capacity() == 0 {
+            return self.poll_fill_unbuffered(cx);
+        }
         if self.read_buf.capacity() - self.read_buf.len() < 512 {
             // Grow with what is buffered: small for chatty small packets,
             // larger while a big packet is arriving.
             self.read_buf
-                .reserve(self.read_buf.len().clamp(2048, 64 * 1024));
+                .reserve(self.read_buf.len().clamp(MIN_READ_BUF, 64 * 1024));
         }
-        match self.stream.read_buf(&mut self.read_buf).await? {
-            0 => Err(ReadError::Closed),
-            _ => Ok(()),
+        let polled = {
+            let read = self.stream.read_buf(&mut self.read_buf);
+            std::pin::pin!(read).poll(cx)
+        };
+        match polled {
+            Poll::Pending => {
+                if self.read_buf.is_empty() {
+                    self.read_buf = BytesMut::new();
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Ok(0)) => Poll::Ready(Err(ReadError::Closed)),
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
+        }
+    }
+
+    /// Reads into a stack buffer, then copies what arrived into a new heap
+    /// buffer of exactly that size: decoded packets keep slices of the
+    /// buffer, so a queued message pins the whole allocation, and a small
+    /// message in a larger buffer would pin room nobody uses.
+    fn poll_fill_unbuffered(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ReadError>> {
+        let mut stack = [MaybeUninit::<u8>::uninit(); UNBUFFERED_READ];
+        let mut buf = ReadBuf::uninit(&mut stack);
+        match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(Err(ReadError::Closed)),
+            Poll::Ready(Ok(())) => {
+                let filled = buf.filled();
+                self.read_buf = BytesMut::from(filled);
+                Poll::Ready(Ok(()))
+            }
         }
     }
 
@@ -100,5 +155,56 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
     pub async fn close(&mut self) {
         let _ = self.flush().await;
         let _ = self.stream.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_idle_connection_holds_no_read_buffer() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut t = Transport::new(server);
+        let max = 1024 * 1024;
+
+        // PINGREQ: read through the stack into a buffer of exactly its size.
+        client.write_all(&[0xC0, 0x00]).await.expect("write");
+        t.fill().await.expect("fill");
+        assert_eq!(t.read_buf.capacity(), 2);
+        assert!(matches!(
+            t.next_packet(Some(Protocol::V311), max),
+            Ok(Some(Packet::PingReq))
+        ));
+
+        // A second PINGREQ after the first was consumed.
+        client.write_all(&[0xC0, 0x00]).await.expect("write");
+        t.fill().await.expect("fill");
+        assert!(matches!(
+            t.next_packet(Some(Protocol::V311), max),
+            Ok(Some(Packet::PingReq))
+        ));
+        assert!(matches!(t.next_packet(Some(Protocol::V311), max), Ok(None)));
+
+        // A packet arriving in two parts: the partial one stays buffered.
+        client.write_all(&[0xC0]).await.expect("write");
+        t.fill().await.expect("fill");
+        assert!(matches!(t.next_packet(Some(Protocol::V311), max), Ok(None)));
+        client.write_all(&[0x00]).await.expect("write");
+        t.fill().await.expect("fill");
+        assert!(matches!(
+            t.next_packet(Some(Protocol::V311), max),
+            Ok(Some(Packet::PingReq))
+        ));
+
+        // Nothing buffered and nothing to read: the buffer is given back.
+        assert!(t.fill().now_or_never().is_none());
+        assert_eq!(t.read_buf.capacity(), 0);
+
+        drop(client);
+        assert!(matches!(t.fill().await, Err(ReadError::Closed)));
     }
 }
