@@ -102,6 +102,10 @@ pub fn router(app: Shared, console: Arc<Console>, api: Router) -> Router {
             post(pages::certificates::set_ca_status),
         )
         .route("/console/mitigations", get(pages::mitigations::page))
+        .route(
+            "/console/mitigations/start",
+            axum::routing::post(pages::mitigations::start),
+        )
         .route("/console/live", get(pages::live::page))
         .route("/console/live/stream", get(pages::live::stream))
         .layer(middleware::from_fn(headers::secure))

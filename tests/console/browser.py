@@ -1,7 +1,7 @@
 """Walks the web console in headless Chromium (selenium + chromedriver):
 logs in, visits every page, saves a screenshot of each, asserts no page
-logs a browser console error, marks an alarm as a false positive, runs an
-audit, checks the profile editor refuses bad behaviours, and watches the
+logs a browser console error, marks an alarm as a false positive, starts
+a mitigation on it, runs an audit, checks the profile editor refuses bad behaviours, and watches the
 live stream show a new alarm.
 
 Arguments: ADMIN_ENDPOINT CA_FILE TLS_PORT PASSWORD WORKDIR SCREENSHOT_DIR.
@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "defender"))
 from fleet import Fleet, behavior, count, wait_for  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
@@ -81,7 +82,17 @@ def submit(button):
     one (a click returns before the navigation it starts)."""
     old = driver.find_element(By.TAG_NAME, "html")
     button.click()
-    WebDriverWait(driver, 10).until(EC.staleness_of(old))
+
+    def replaced(_):
+        # Chromium reports a node of the old document as stale or, mid
+        # navigation, as "not in the document": both mean it was replaced.
+        try:
+            old.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, 10).until(replaced)
 
 
 def console_errors(allowed=()):
@@ -181,7 +192,28 @@ try:
     check("13b-audit-suppressed", "Audit")
 
     visit("/console/certificates", "14-certificates", "Certificates and CAs")
-    visit("/console/mitigations", "15-mitigations", "Mitigations")
+
+    # Start a mitigation on the alarm: noisy-1 goes into the quarantine group.
+    fleet.iot.create_thing_group(thingGroupName="console-quarantine")
+    fleet.iot.create_mitigation_action(
+        actionName="console-quarantine",
+        roleArn="arn:aws:iam::123456789012:role/unused",
+        actionParams={"addThingsToThingGroupParams": {"thingGroupNames": ["console-quarantine"]}},
+    )
+    driver.get(base + "/console/alarms?thing=noisy-1")
+    start = driver.find_element(
+        By.XPATH, f"//form[@action='/console/mitigations/start'][input[@name='violation_id' and @value='{violation_id}']]"
+    )
+    Select(start.find_element(By.NAME, "action")).select_by_value("console-quarantine")
+    submit(start.find_element(By.TAG_NAME, "button"))
+    flash = driver.find_element(By.CSS_SELECTOR, "p.flash").text
+    assert "Started console-quarantine" in flash, flash
+    wait_for("noisy-1 in the quarantine group", lambda: "noisy-1" in fleet.iot.list_things_in_thing_group(
+        thingGroupName="console-quarantine")["things"], limit=10)
+    driver.refresh()
+    wait_for("the execution on the page", lambda: driver.find_elements(
+        By.XPATH, "//table[contains(@class,'executions')]//tr[contains(., 'noisy-1')][contains(., 'SUCCESSFUL')]") or driver.refresh(), limit=10)
+    check("15-mitigations", "Mitigations")
 
     # The live stream shows an alarm raised while the page is open.
     visit("/console/live", "16-live", "Live events")

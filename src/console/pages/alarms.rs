@@ -70,6 +70,12 @@ pub async fn page(State(ctx): State<Ctx>, auth: Authed, Params(q): Params) -> Re
         verification_state: verification,
         ..ViolationFilter::default()
     };
+    let actions = match ctx.app.mitigation.clone() {
+        Some(m) => blocking(move || Ok::<_, String>(super::mitigations::detect_actions(&m)))
+            .await
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let active = data::active(&d, filter.clone()).await;
     let mut history = data::events(&d, now_ms().saturating_sub(hours * 3_600_000), filter).await;
     if let Ok(h) = &mut history {
@@ -110,7 +116,7 @@ pub async fn page(State(ctx): State<Ctx>, auth: Authed, Params(q): Params) -> Re
                     td class="small" { (text(&a["lastViolationValue"])) }
                     td { (time_json(&a["violationStartTime"])) }
                     td { (verification_cell(a)) }
-                    td { (verify_form(&auth, a, &back)) (mitigation_button()) }
+                    td { (verify_form(&auth, a, &back)) (super::mitigations::start_form(&auth, &text(&a["violationId"]), &actions)) }
                 } } }
             },
         }
@@ -155,15 +161,6 @@ fn verify_form(auth: &Authed, v: &Value, back: &str) -> Markup {
             input type="text" name="note" placeholder="Note" maxlength="1000" aria-label="Note";
             button type="submit" { "Mark" }
         }
-    }
-}
-
-/// MITIGATION: the mitigation API (actions, StartDetectMitigationActionsTask)
-/// is not on this branch yet. When it lands, this becomes a form that posts
-/// the violation id and a chosen action to /console/mitigations/start.
-fn mitigation_button() -> Markup {
-    html! {
-        button type="button" class="secondary" disabled title="Mitigation actions are not available in this build" { "Start mitigation" }
     }
 }
 

@@ -114,8 +114,9 @@ pub async fn page(State(ctx): State<Ctx>, auth: Authed, Params(q): Params) -> Re
                                                 }
                                                 button type="submit" { "Suppress" }
                                             }
-                                            // MITIGATION: "Mitigate" starts an audit mitigation actions task once that API exists.
-                                            button type="button" class="secondary" disabled title="Mitigation actions are not available in this build" { "Mitigate" }
+                                            // Audit mitigation tasks map checks to actions; the console
+                                            // does not offer them yet (StartAuditMitigationActionsTask does).
+                                            button type="button" class="secondary" disabled title="Start audit mitigation tasks with the API (start-audit-mitigation-actions-task)" { "Mitigate" }
                                         }
                                     }
                                 } } } }
