@@ -15,13 +15,10 @@ use axum::routing::{get, patch, post, put};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 use wardmq_defender::audit::{
     Audit, AuditError, AuditTask, ConfigurationUpdate, FindingsQuery, ResourceIdentifier,
     ScheduledAudit, ScheduledAuditInput, SuppressionInput, SuppressionsQuery, TaskFilter,
 };
-use wardmq_defender::detect::model::Timestamp;
 
 use super::error::{empty, ok, ApiError, ApiResult};
 use super::request::{blocking, body, Query};
@@ -79,43 +76,6 @@ fn audit(state: &Shared) -> Result<Audit, ApiError> {
             "Device Defender Audit is not enabled on this server ([defender] enabled = false)",
         )
     })
-}
-
-/// A timestamp in a query string: ISO 8601 as botocore sends it, or epoch
-/// seconds.
-fn query_time(q: &Query, name: &str) -> Result<Timestamp, ApiError> {
-    let v = q.required(name)?;
-    if let Ok(secs) = v.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Timestamp::from_millis((secs * 1000.0).round() as u64));
-        }
-    }
-    let t = OffsetDateTime::parse(v, &Rfc3339)
-        .map_err(|_| ApiError::invalid(format!("{name}: {v:?} is not a timestamp")))?;
-    u64::try_from(t.unix_timestamp_nanos() / 1_000_000)
-        .map(Timestamp::from_millis)
-        .map_err(|_| ApiError::invalid(format!("{name}: {v:?} is before 1970")))
-}
-
-fn query_enum<T: serde::de::DeserializeOwned>(
-    q: &Query,
-    name: &str,
-) -> Result<Option<T>, ApiError> {
-    q.get(name)
-        .map(|v| {
-            serde_json::from_value(Value::String(v.to_owned()))
-                .map_err(|_| ApiError::invalid(format!("{name}: {v:?} is not a valid value")))
-        })
-        .transpose()
-}
-
-fn page_args(q: &Query) -> Result<(Option<u32>, Option<String>), ApiError> {
-    Ok((
-        q.int("maxResults")?,
-        q.get("nextToken")
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned),
-    ))
 }
 
 // ---- configuration ----
@@ -176,12 +136,12 @@ async fn cancel_task(State(state): State<Shared>, Path(id): Path<String>) -> Api
 
 async fn list_tasks(State(state): State<Shared>, q: Query) -> ApiResult {
     let filter = TaskFilter {
-        start_time: query_time(&q, "startTime")?,
-        end_time: query_time(&q, "endTime")?,
-        task_type: query_enum(&q, "taskType")?,
-        task_status: query_enum(&q, "taskStatus")?,
+        start_time: q.required_time("startTime")?,
+        end_time: q.required_time("endTime")?,
+        task_type: q.model_enum("taskType")?,
+        task_status: q.model_enum("taskStatus")?,
     };
-    let (max, token) = page_args(&q)?;
+    let (max, token) = q.defender_page()?;
     let page = audit(&state)?.list_audit_tasks(&filter, max, token.as_deref())?;
     let tasks: Vec<Value> = page
         .items
@@ -210,7 +170,7 @@ async fn describe_finding(State(state): State<Shared>, Path(id): Path<String>) -
 
 async fn list_related_resources(State(state): State<Shared>, q: Query) -> ApiResult {
     let id = q.required("findingId")?.to_owned();
-    let (max, token) = page_args(&q)?;
+    let (max, token) = q.defender_page()?;
     let a = audit(&state)?;
     let page = blocking(move || a.list_related_resources(&id, max, token.as_deref())).await?;
     Ok(ok(
@@ -262,7 +222,7 @@ async fn describe_scheduled(State(state): State<Shared>, Path(name): Path<String
 }
 
 async fn list_scheduled(State(state): State<Shared>, q: Query) -> ApiResult {
-    let (max, token) = page_args(&q)?;
+    let (max, token) = q.defender_page()?;
     let page = audit(&state)?.list_scheduled_audits(max, token.as_deref())?;
     let items: Vec<Value> = page
         .items

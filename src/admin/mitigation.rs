@@ -15,9 +15,6 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
-use wardmq_defender::detect::model::Timestamp;
 use wardmq_defender::mitigation::model::{ActionType, ExecutionStatus, TaskStatus};
 use wardmq_defender::mitigation::{
     ActionInput, AuditTaskFilter, AuditTaskInput, DetectExecutionFilter, DetectTaskInput,
@@ -91,50 +88,6 @@ fn mitigation(state: &AppState) -> Result<Mitigation, ApiError> {
     })
 }
 
-/// A timestamp in a query string: ISO 8601 as botocore sends it, or epoch
-/// seconds.
-fn time_param(q: &Query, name: &str) -> Result<Option<Timestamp>, ApiError> {
-    let Some(v) = q.get(name) else {
-        return Ok(None);
-    };
-    if let Ok(secs) = v.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Some(Timestamp::from_millis((secs * 1000.0).round() as u64)));
-        }
-    }
-    let t = OffsetDateTime::parse(v, &Rfc3339)
-        .map_err(|_| ApiError::invalid(format!("{name}: {v:?} is not a timestamp")))?;
-    u64::try_from(t.unix_timestamp_nanos() / 1_000_000)
-        .map(|ms| Some(Timestamp::from_millis(ms)))
-        .map_err(|_| ApiError::invalid(format!("{name}: {v:?} is before 1970")))
-}
-
-fn required_time(q: &Query, name: &str) -> Result<Timestamp, ApiError> {
-    time_param(q, name)?
-        .ok_or_else(|| ApiError::invalid(format!("the query parameter {name} is required")))
-}
-
-fn enum_param<T: serde::de::DeserializeOwned>(
-    q: &Query,
-    name: &str,
-) -> Result<Option<T>, ApiError> {
-    q.get(name)
-        .map(|v| {
-            serde_json::from_value(Value::String(v.to_owned()))
-                .map_err(|_| ApiError::invalid(format!("{name}: {v:?} is not a valid value")))
-        })
-        .transpose()
-}
-
-fn page(q: &Query) -> Result<(Option<u32>, Option<String>), ApiError> {
-    Ok((
-        q.int("maxResults")?,
-        q.get("nextToken")
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned),
-    ))
-}
-
 /// Drops the members wardmq keeps for itself from a task's JSON.
 fn api_task(v: Value) -> Value {
     let mut v = v;
@@ -180,7 +133,7 @@ async fn list_actions(State(state): State<Shared>, q: Query) -> ApiResult {
             ApiError::invalid(format!("actionType: {t:?} is not a mitigation action type"))
         })?),
     };
-    let (max, token) = page(&q)?;
+    let (max, token) = q.defender_page()?;
     let p = mitigation(&state)?.list_actions(action_type, max, token.as_deref())?;
     let ids: Vec<Value> = p
         .items
@@ -232,11 +185,11 @@ async fn list_audit_tasks(State(state): State<Shared>, q: Query) -> ApiResult {
     let filter = AuditTaskFilter {
         audit_task_id: q.get("auditTaskId").map(str::to_owned),
         finding_id: q.get("findingId").map(str::to_owned),
-        task_status: enum_param::<TaskStatus>(&q, "taskStatus")?,
-        start_time: required_time(&q, "startTime")?,
-        end_time: required_time(&q, "endTime")?,
+        task_status: q.model_enum::<TaskStatus>("taskStatus")?,
+        start_time: q.required_time("startTime")?,
+        end_time: q.required_time("endTime")?,
     };
-    let (max, token) = page(&q)?;
+    let (max, token) = q.defender_page()?;
     let p = mitigation(&state)?.list_audit_tasks(&filter, max, token.as_deref())?;
     let tasks: Vec<Value> = p
         .items
@@ -249,8 +202,8 @@ async fn list_audit_tasks(State(state): State<Shared>, q: Query) -> ApiResult {
 async fn list_audit_executions(State(state): State<Shared>, q: Query) -> ApiResult {
     let task = q.required("taskId")?.to_owned();
     let finding = q.required("findingId")?.to_owned();
-    let status = enum_param::<ExecutionStatus>(&q, "actionStatus")?;
-    let (max, token) = page(&q)?;
+    let status = q.model_enum::<ExecutionStatus>("actionStatus")?;
+    let (max, token) = q.defender_page()?;
     let p = mitigation(&state)?.list_audit_executions(
         &task,
         &finding,
@@ -287,9 +240,9 @@ async fn describe_detect_task(State(state): State<Shared>, Path(id): Path<String
 }
 
 async fn list_detect_tasks(State(state): State<Shared>, q: Query) -> ApiResult {
-    let start = required_time(&q, "startTime")?;
-    let end = required_time(&q, "endTime")?;
-    let (max, token) = page(&q)?;
+    let start = q.required_time("startTime")?;
+    let end = q.required_time("endTime")?;
+    let (max, token) = q.defender_page()?;
     let p = mitigation(&state)?.list_detect_tasks(start, end, max, token.as_deref())?;
     let tasks: Vec<Value> = p.items.iter().map(|t| api_task(json!(t))).collect();
     Ok(ok(json!({ "tasks": tasks, "nextToken": p.next_token })))
@@ -300,10 +253,10 @@ async fn list_detect_executions(State(state): State<Shared>, q: Query) -> ApiRes
         task_id: q.get("taskId").map(str::to_owned),
         violation_id: q.get("violationId").map(str::to_owned),
         thing_name: q.get("thingName").map(str::to_owned),
-        start_time: time_param(&q, "startTime")?,
-        end_time: time_param(&q, "endTime")?,
+        start_time: q.time("startTime")?,
+        end_time: q.time("endTime")?,
     };
-    let (max, token) = page(&q)?;
+    let (max, token) = q.defender_page()?;
     let p = mitigation(&state)?.list_detect_executions(&filter, max, token.as_deref())?;
     Ok(ok(
         json!({ "actionsExecutions": p.items, "nextToken": p.next_token }),

@@ -8,7 +8,11 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 use wardmq_broker::registry::{PageRequest, RegistryError};
+use wardmq_defender::detect::model::Timestamp;
 
 use super::error::ApiError;
 
@@ -119,6 +123,49 @@ impl Query {
     /// Pagination of the older list calls: `marker` and `pageSize`.
     pub fn marker_page(&self) -> Result<PageRequest, ApiError> {
         self.page("pageSize", "marker")
+    }
+
+    /// `maxResults` and `nextToken` as the defender's lists take them.
+    pub fn defender_page(&self) -> Result<(Option<u32>, Option<String>), ApiError> {
+        Ok((
+            self.int("maxResults")?,
+            self.get("nextToken")
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        ))
+    }
+
+    /// An enum member of the defender's API model, spelt as the model
+    /// spells it.
+    pub fn model_enum<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                serde_json::from_value(Value::String(v.to_owned()))
+                    .map_err(|_| ApiError::invalid(format!("{name}: {v:?} is not a valid value")))
+            })
+            .transpose()
+    }
+
+    /// A timestamp: ISO 8601 as botocore sends it, or epoch seconds.
+    pub fn time(&self, name: &str) -> Result<Option<Timestamp>, ApiError> {
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
+        if let Ok(secs) = v.parse::<f64>() {
+            if secs.is_finite() && secs >= 0.0 {
+                return Ok(Some(Timestamp::from_millis((secs * 1000.0).round() as u64)));
+            }
+        }
+        let t = OffsetDateTime::parse(v, &Rfc3339)
+            .map_err(|_| ApiError::invalid(format!("{name}: {v:?} is not a timestamp")))?;
+        u64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+            .map(|ms| Some(Timestamp::from_millis(ms)))
+            .map_err(|_| ApiError::invalid(format!("{name}: {v:?} is before 1970")))
+    }
+
+    pub fn required_time(&self, name: &str) -> Result<Timestamp, ApiError> {
+        self.time(name)?
+            .ok_or_else(|| ApiError::invalid(format!("the query parameter {name} is required")))
     }
 
     fn page(&self, size: &str, token: &str) -> Result<PageRequest, ApiError> {

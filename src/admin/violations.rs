@@ -6,12 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
-use wardmq_defender::detect::model::{DimensionValueOperator, Timestamp, VerificationState};
+use serde_json::json;
+use wardmq_defender::detect::model::{DimensionValueOperator, VerificationState};
 use wardmq_defender::engine::Defender;
 use wardmq_defender::store::{StoreError, ViolationFilter};
 
@@ -52,56 +49,20 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// An enum member of the API model, spelt as the model spells it.
-fn model_enum<T: DeserializeOwned>(name: &str, v: &str) -> Result<T, ApiError> {
-    serde_json::from_value(Value::String(v.to_owned()))
-        .map_err(|_| ApiError::invalid(format!("{name}: {v:?} is not a valid value")))
-}
-
-fn query_enum<T: DeserializeOwned>(q: &Query, name: &str) -> Result<Option<T>, ApiError> {
-    q.get(name).map(|v| model_enum(name, v)).transpose()
-}
-
-/// A timestamp in a query string: ISO 8601 as botocore sends it, or epoch
-/// seconds.
-fn timestamp(q: &Query, name: &str) -> Result<Timestamp, ApiError> {
-    let v = q.required(name)?;
-    if let Ok(secs) = v.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Timestamp::from_millis((secs * 1000.0).round() as u64));
-        }
-    }
-    let t = OffsetDateTime::parse(v, &Rfc3339)
-        .map_err(|_| ApiError::invalid(format!("{name}: {v:?} is not a timestamp")))?;
-    let ms = t.unix_timestamp_nanos() / 1_000_000;
-    u64::try_from(ms)
-        .map(Timestamp::from_millis)
-        .map_err(|_| ApiError::invalid(format!("{name}: {v:?} is before 1970")))
-}
-
 fn filter(q: &Query) -> Result<ViolationFilter, ApiError> {
     Ok(ViolationFilter {
         thing_name: q.get("thingName").map(str::to_owned),
         security_profile_name: q.get("securityProfileName").map(str::to_owned),
-        behavior_criteria_type: query_enum(q, "behaviorCriteriaType")?,
+        behavior_criteria_type: q.model_enum("behaviorCriteriaType")?,
         list_suppressed_alerts: q.bool("listSuppressedAlerts")?,
-        verification_state: query_enum(q, "verificationState")?,
+        verification_state: q.model_enum("verificationState")?,
     })
-}
-
-fn page_args(q: &Query) -> Result<(Option<u32>, Option<String>), ApiError> {
-    Ok((
-        q.int("maxResults")?,
-        q.get("nextToken")
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned),
-    ))
 }
 
 async fn list_active_violations(State(state): State<Shared>, q: Query) -> ApiResult {
     let d = defender(&state)?;
     let filter = filter(&q)?;
-    let (max, token) = page_args(&q)?;
+    let (max, token) = q.defender_page()?;
     let page = blocking(move || d.list_active_violations(&filter, max, token.as_deref())).await?;
     Ok(ok(json!({
         "activeViolations": page.items,
@@ -111,9 +72,9 @@ async fn list_active_violations(State(state): State<Shared>, q: Query) -> ApiRes
 
 async fn list_violation_events(State(state): State<Shared>, q: Query) -> ApiResult {
     let d = defender(&state)?;
-    let (start, end) = (timestamp(&q, "startTime")?, timestamp(&q, "endTime")?);
+    let (start, end) = (q.required_time("startTime")?, q.required_time("endTime")?);
     let filter = filter(&q)?;
-    let (max, token) = page_args(&q)?;
+    let (max, token) = q.defender_page()?;
     let page =
         blocking(move || d.list_violation_events(start, end, &filter, max, token.as_deref()))
             .await?;
@@ -152,15 +113,15 @@ async fn list_metric_values(State(state): State<Shared>, q: Query) -> ApiResult 
     let d = defender(&state)?;
     let thing = q.required("thingName")?.to_owned();
     let metric = q.required("metricName")?.to_owned();
-    let (start, end) = (timestamp(&q, "startTime")?, timestamp(&q, "endTime")?);
-    let operator: Option<DimensionValueOperator> = query_enum(&q, "dimensionValueOperator")?;
+    let (start, end) = (q.required_time("startTime")?, q.required_time("endTime")?);
+    let operator: Option<DimensionValueOperator> = q.model_enum("dimensionValueOperator")?;
     let dimension = q.get("dimensionName").map(str::to_owned);
     if dimension.is_none() && operator.is_some() {
         return Err(ApiError::invalid(
             "dimensionValueOperator needs a dimensionName",
         ));
     }
-    let (max, token) = page_args(&q)?;
+    let (max, token) = q.defender_page()?;
     let page = blocking(move || {
         let dim = dimension
             .as_deref()
