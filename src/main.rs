@@ -238,7 +238,7 @@ async fn run(parts: Parts) -> ExitCode {
     let mut services = Services {
         registry: Some(registry.clone()),
         publisher,
-        observer: counters,
+        observer: counters.clone(),
         ..Services::default()
     };
     if let Some(d) = &defender {
@@ -249,15 +249,8 @@ async fn run(parts: Parts) -> ExitCode {
         services.interceptor = Some(Arc::new(d.defender.clone()));
         metrics = metrics.with_defender(d.defender.clone(), d.alerts.clone(), d.audit.clone());
     }
-    // The console's overview reads connections and traffic from the
-    // counters the broker hands its observer.
-    let traffic = Arc::new(console::traffic::Traffic::default());
-    if admin.listen.is_some() && admin.console.is_some() {
-        services.observer = Arc::new(wardmq_defender::audit::Both::new(
-            services.observer.clone(),
-            traffic.clone(),
-        ));
-    }
+    // The console's overview samples the same counters `/metrics` reads.
+    let traffic = Arc::new(console::traffic::Traffic::new(counters.clone()));
     let metrics = Arc::new(metrics);
     let server = match Server::start_with(settings, services).await {
         Ok(server) => server,

@@ -1,36 +1,24 @@
 //! Fleet traffic for the overview: which clients are connected and how many
-//! messages and bytes went through, read from the counters every connection
-//! already keeps (an `Observer`, so the PUBLISH path gains nothing).
+//! messages and bytes went through per second, sampled from the broker
+//! counters `/metrics` keeps (one observer tracks live connections for both).
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use wardmq_broker::codec::Protocol;
-use wardmq_broker::observer::{ConnCounters, Observer, TopicCounters};
+use crate::metrics::broker::BrokerCounters;
 
 /// Samples kept for the overview's rate chart, one per `SAMPLE_EVERY`.
 const SAMPLES: usize = 120;
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
-/// Messages and bytes in and out, summed over connections.
+/// Messages and bytes in and out since start.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Totals {
     pub messages_in: u64,
     pub messages_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
-}
-
-impl Totals {
-    fn add(&mut self, c: &ConnCounters) {
-        self.messages_in += c.publishes_in.load(Ordering::Relaxed);
-        self.messages_out += c.publishes_out.load(Ordering::Relaxed);
-        self.bytes_in += c.bytes_in.load(Ordering::Relaxed);
-        self.bytes_out += c.bytes_out.load(Ordering::Relaxed);
-    }
 }
 
 /// Per-second rates between two samples.
@@ -42,68 +30,67 @@ pub struct Rates {
     pub bytes_out: f64,
 }
 
-#[derive(Default)]
-struct Inner {
-    /// Live connections by (client ID, peer).
-    open: HashMap<(Arc<str>, SocketAddr), Arc<ConnCounters>>,
-    /// What closed connections counted, so totals never go back.
-    closed: Totals,
-    samples: VecDeque<(Instant, Totals)>,
-}
-
-#[derive(Default)]
 pub struct Traffic {
-    inner: Mutex<Inner>,
+    counters: Arc<BrokerCounters>,
+    samples: Mutex<VecDeque<(Instant, Totals)>>,
 }
 
 impl Traffic {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    pub fn new(counters: Arc<BrokerCounters>) -> Self {
+        Self {
+            counters,
+            samples: Mutex::default(),
+        }
+    }
+
+    fn samples(&self) -> MutexGuard<'_, VecDeque<(Instant, Totals)>> {
+        self.samples.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn connected_count(&self) -> usize {
-        self.lock().open.len()
+        self.counters.traffic().0
     }
 
     pub fn is_connected(&self, client_id: &str) -> bool {
-        self.lock().open.keys().any(|(id, _)| **id == *client_id)
+        self.counters.is_connected(client_id)
     }
 
-    fn totals(inner: &Inner) -> Totals {
-        let mut t = inner.closed;
-        for c in inner.open.values() {
-            t.add(c);
+    fn totals(&self) -> Totals {
+        let t = self.counters.traffic().1;
+        Totals {
+            messages_in: t.publishes_in,
+            messages_out: t.publishes_out,
+            bytes_in: t.bytes_in,
+            bytes_out: t.bytes_out,
         }
-        t
     }
 
     /// Records the current totals; `run_sampler` calls it every
     /// `SAMPLE_EVERY`.
     pub fn sample(&self) {
-        let mut inner = self.lock();
-        let current = Self::totals(&inner);
-        inner.samples.push_back((Instant::now(), current));
-        while inner.samples.len() > SAMPLES {
-            inner.samples.pop_front();
+        let current = self.totals();
+        let mut samples = self.samples();
+        samples.push_back((Instant::now(), current));
+        while samples.len() > SAMPLES {
+            samples.pop_front();
         }
     }
 
     /// The rate series (seconds before now, oldest first) and the rate
     /// since the newest sample at least a second old.
     pub fn rates(&self) -> (Vec<(f64, Rates)>, Rates) {
-        let inner = self.lock();
+        let current = self.totals();
+        let samples = self.samples();
         let now = Instant::now();
-        let current = Self::totals(&inner);
         let mut series = Vec::new();
         let mut prev: Option<&(Instant, Totals)> = None;
-        for s in &inner.samples {
+        for s in samples.iter() {
             if let Some(p) = prev {
                 series.push((now.duration_since(s.0).as_secs_f64(), rate(p, s)));
             }
             prev = Some(s);
         }
-        let latest = inner
-            .samples
+        let latest = samples
             .iter()
             .rev()
             .find(|(at, _)| now.duration_since(*at) >= Duration::from_secs(1))
@@ -112,7 +99,6 @@ impl Traffic {
         (series, latest)
     }
 }
-
 /// Samples `traffic` every `SAMPLE_EVERY` until the runtime stops.
 pub async fn run_sampler(traffic: Arc<Traffic>) {
     let mut tick = tokio::time::interval(SAMPLE_EVERY);
@@ -133,52 +119,41 @@ fn rate(a: &(Instant, Totals), b: &(Instant, Totals)) -> Rates {
     }
 }
 
-impl Observer for Traffic {
-    fn connected(
-        &self,
-        client_id: &str,
-        peer: SocketAddr,
-        _protocol: Protocol,
-        counters: &Arc<ConnCounters>,
-    ) -> Option<Arc<dyn TopicCounters>> {
-        self.lock()
-            .open
-            .insert((client_id.into(), peer), counters.clone());
-        None
-    }
-
-    fn disconnected(&self, client_id: &str, peer: SocketAddr, _graceful: bool) {
-        let mut inner = self.lock();
-        if let Some(c) = inner.open.remove(&(Arc::from(client_id), peer)) {
-            inner.closed.add(&c);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+    use std::sync::atomic::Ordering;
+
+    use wardmq_broker::codec::Protocol;
+    use wardmq_broker::observer::{ConnCounters, Observer};
+
     use super::*;
+
+    fn traffic() -> (Arc<BrokerCounters>, Traffic) {
+        let counters = Arc::new(BrokerCounters::default());
+        (counters.clone(), Traffic::new(counters))
+    }
 
     #[test]
     fn counts_connections_and_keeps_closed_totals() {
-        let t = Traffic::default();
+        let (b, t) = traffic();
         let peer: SocketAddr = ([127, 0, 0, 1], 1000).into();
         let c = Arc::new(ConnCounters::default());
-        t.connected("dev", peer, Protocol::V5, &c);
+        b.connected("dev", peer, Protocol::V5, &c);
         c.publishes_in.store(3, Ordering::Relaxed);
         assert_eq!(t.connected_count(), 1);
         assert!(t.is_connected("dev"));
-        t.disconnected("dev", peer, true);
+        b.disconnected("dev", peer, true);
         assert_eq!(t.connected_count(), 0);
-        assert_eq!(Traffic::totals(&t.lock()).messages_in, 3);
+        assert_eq!(t.totals().messages_in, 3);
     }
 
     #[test]
     fn rates_between_samples() {
-        let t = Traffic::default();
+        let (b, t) = traffic();
         let peer: SocketAddr = ([127, 0, 0, 1], 1000).into();
         let c = Arc::new(ConnCounters::default());
-        t.connected("dev", peer, Protocol::V5, &c);
+        b.connected("dev", peer, Protocol::V5, &c);
         t.sample();
         c.publishes_in.store(50, Ordering::Relaxed);
         t.sample();

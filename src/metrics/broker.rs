@@ -170,15 +170,23 @@ pub struct BrokerSnapshot {
 }
 
 impl BrokerCounters {
+    /// Live connections and the traffic totals since start.
+    pub fn traffic(&self) -> (usize, Traffic) {
+        let live = lock(&self.live);
+        let mut t = live.retired;
+        for c in live.conns.values() {
+            t.add(c);
+        }
+        (live.conns.len(), t)
+    }
+
+    /// Whether `client_id` has a live connection.
+    pub fn is_connected(&self, client_id: &str) -> bool {
+        lock(&self.live).conns.keys().any(|(id, _)| id == client_id)
+    }
+
     pub fn snapshot(&self) -> BrokerSnapshot {
-        let (connections, traffic) = {
-            let live = lock(&self.live);
-            let mut t = live.retired;
-            for c in live.conns.values() {
-                t.add(c);
-            }
-            (live.conns.len(), t)
-        };
+        let (connections, traffic) = self.traffic();
         BrokerSnapshot {
             connections,
             traffic,
