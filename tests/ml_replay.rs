@@ -4,30 +4,22 @@
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const HEADER: &str = "ts,device_id,profile,auth_failures,conn_attempts,disconnects,msgs_sent,msgs_received,msg_bytes_mean,msg_bytes_max";
 
 fn wardmq(args: &[&str], dir: &Path) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wardmq"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wardmq");
-    let deadline = Instant::now() + TIMEOUT;
-    while child.try_wait().expect("poll wardmq").is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("wardmq {args:?} still running after {TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("collect output")
+    common::run_with_timeout(
+        Command::new(common::wardmq_bin())
+            .args(args)
+            .current_dir(dir)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null()),
+        TIMEOUT,
+    )
 }
 
 #[test]
