@@ -110,7 +110,7 @@ impl Credentials {
     }
 }
 
-fn random_string(alphabet: &[u8], len: usize) -> String {
+pub(crate) fn random_string(alphabet: &[u8], len: usize) -> String {
     // ThreadRng is a CSPRNG (ChaCha, seeded from the OS), fit for secrets.
     let mut rng = rand::rng();
     (0..len)
@@ -135,7 +135,7 @@ fn render(id: &str, secret: &str) -> String {
 
 /// Creates the file (never overwriting one) with owner-only permissions
 /// from the start, so the secret is never readable by others.
-fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

@@ -3,13 +3,11 @@
 //! session's CSRF token.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -50,7 +48,7 @@ impl Password {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let password = random_token(24);
-                write_new(path, &format!("{password}\n"))
+                crate::admin::credentials::write_new(path, &format!("{password}\n"))
                     .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
                 Ok((Password::of(&password), Origin::Created, password))
             }
@@ -68,29 +66,10 @@ impl Password {
     }
 }
 
-fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
-}
-
 /// URL- and cookie-safe random text from the OS-seeded CSPRNG.
 pub fn random_token(len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
+    crate::admin::credentials::random_string(ALPHABET, len)
 }
 
 /// Constant-time equality of two secrets of any length.
