@@ -19,13 +19,6 @@ use wardmq_defender::engine::Defender;
 use broker::{refusal_name, BrokerCounters, DROP_REASONS};
 use exposition::{Exposition, Kind};
 
-/// More families from a part built elsewhere (mitigation counters, ML
-/// model status): registered with [`Metrics::add_source`], written after
-/// the built-in ones on every scrape. Names should start with `wardmq_`.
-pub trait Source: Send + Sync {
-    fn write(&self, out: &mut Exposition);
-}
-
 /// Everything a scrape reads.
 pub struct Metrics {
     pub broker: Arc<BrokerCounters>,
@@ -34,7 +27,6 @@ pub struct Metrics {
     alerts: Option<Arc<AlertRouter>>,
     audit: Option<Audit>,
     started: Instant,
-    sources: Vec<Arc<dyn Source>>,
 }
 
 impl Metrics {
@@ -48,7 +40,6 @@ impl Metrics {
             alerts: None,
             audit: None,
             started: Instant::now(),
-            sources: Vec::new(),
         }
     }
 
@@ -62,14 +53,6 @@ impl Metrics {
         self.alerts = Some(alerts);
         self.audit = Some(audit);
         self
-    }
-
-    #[allow(
-        dead_code,
-        reason = "extension point: mitigation counters and ML model status register here when they land"
-    )]
-    pub fn add_source(&mut self, source: Arc<dyn Source>) {
-        self.sources.push(source);
     }
 
     pub fn uptime(&self) -> std::time::Duration {
@@ -86,9 +69,6 @@ impl Metrics {
         self.write_broker(&mut e);
         if let Some(d) = &self.defender {
             defender::write(&mut e, d, self.alerts.as_deref(), self.audit.as_ref());
-        }
-        for s in &self.sources {
-            s.write(&mut e);
         }
         e.finish()
     }
