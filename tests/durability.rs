@@ -9,74 +9,15 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::proc::Proc;
 use common::*;
-
-/// A child process whose stdout lines are collected as they come.
-struct Proc {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-        let stdout = child.stdout.take().expect("stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().expect("lock").push(line);
-            }
-        });
-        Proc { child, lines }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().expect("lock").clone()
-    }
-
-    /// Waits until some line satisfies `f`, returning it.
-    fn wait_line(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some(l) = self.lines().into_iter().find(|l| f(l)) {
-                return l;
-            }
-            assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn count(&self, prefix: &str) -> usize {
-        self.lines()
-            .iter()
-            .filter(|l| l.starts_with(prefix))
-            .count()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// Queues far larger than the load, so that only a crash could lose a
 /// message here (a full queue drops by policy, which is another test).
@@ -231,22 +172,50 @@ fn pairs(lines: &[String], prefix: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Waits until the defender lists an active alarm, opening connections
-/// from 127.0.0.1 (each counts against the broker-level profile) until it
-/// does; returns the state with it.
-fn with_alarm(data: &Path, a: &Addrs) -> serde_json::Value {
+/// Opens a connection to the broker every 100 ms until dropped: each counts
+/// against the broker-level profile, so every period has more than one and
+/// the profile's alarm stays active.
+struct Knocker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Knocker {
+    fn start(mqtt: SocketAddr) -> Knocker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                drop(std::net::TcpStream::connect(mqtt));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        Knocker {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Knocker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Keeps the broker-level alarm raised and waits until the defender lists
+/// it as active.
+fn raise_alarm(data: &Path, a: &Addrs) -> Knocker {
+    let knocker = Knocker::start(a.mqtt);
     let t0 = Instant::now();
-    loop {
-        for _ in 0..3 {
-            drop(std::net::TcpStream::connect(a.mqtt));
-        }
-        let st = admin_state(data, &a.admin);
-        if !strings(&st, "active").is_empty() {
-            return st;
-        }
+    while strings(&admin_state(data, &a.admin), "active").is_empty() {
         assert!(t0.elapsed() < TIMEOUT, "no alarm was raised");
         std::thread::sleep(Duration::from_millis(200));
     }
+    knocker
 }
 
 /// Runs `cycles` kill/restart cycles and checks the guarantees; returns
@@ -287,7 +256,7 @@ fn crash_cycles(cycles: usize, per_cycle: usize) -> usize {
         // A finished audit (its policies from earlier cycles are findings)
         // and an active alarm exist before every kill.
         admin_run(data, &admin, &["audit"]);
-        with_alarm(data, &addrs);
+        let knocker = raise_alarm(data, &addrs);
         let start = (cycle * per_cycle).to_string();
         let mut publisher = paho_proc(addr, &["publish", &start, &per_cycle.to_string()]);
         let mut mutator = Proc::spawn(&mut admin_cmd(
@@ -302,7 +271,12 @@ fn crash_cycles(cycles: usize, per_cycle: usize) -> usize {
             std::thread::sleep(Duration::from_millis(5));
         }
         let before = admin_state(data, &admin);
+        assert!(
+            !strings(&before, "active").is_empty(),
+            "an alarm is active before the kill"
+        );
         b.kill();
+        drop(knocker);
         std::thread::sleep(Duration::from_millis(300));
         publisher.kill();
         mutator.kill();

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod pki;
+pub mod proc;
 pub mod wardmq;
 
 use tempfile::TempDir;
