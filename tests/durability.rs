@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::proc::Proc;
+use common::proc::{serve, Proc};
 use common::*;
 
 /// Queues far larger than the load, so that only a crash could lose a
@@ -39,27 +39,7 @@ struct Addrs {
 }
 
 fn broker(data: &Path, tcp: &str, admin: &str) -> (Proc, Addrs) {
-    let config = data.join("wardmq.toml");
-    std::fs::write(&config, CONFIG).expect("write config");
-    let p = Proc::spawn(
-        Command::new(wardmq_bin())
-            .args(["serve", "--config"])
-            .arg(&config)
-            .arg("--data")
-            .arg(data)
-            .args(["--tcp", tcp, "--admin", admin])
-            // The fixed default port of the device listener would collide
-            // between tests running at once.
-            .args(["--tls", ""])
-            .env("RUST_LOG", "warn"),
-    );
-    let line = p.wait_line("the listening line", |l| {
-        l.starts_with("wardmq: listening on mqtt://")
-    });
-    let mqtt = line
-        .trim_start_matches("wardmq: listening on mqtt://")
-        .parse()
-        .expect("address in the listening line");
+    let (p, mqtt) = serve(data, CONFIG, tcp, admin);
     let admin = p
         .wait_line("the admin line", |l| l.starts_with("wardmq: admin API on "))
         .trim_start_matches("wardmq: admin API on ")

@@ -516,6 +516,21 @@ impl Hub {
         });
     }
 
+    /// Publishes every will still waiting for its delay. Called at
+    /// shutdown: the delay timers do not outlive the process and wills are
+    /// not stored, so waiting would lose them (see ARCHITECTURE.md, "Will").
+    pub async fn publish_pending_wills(&self) {
+        let sessions: Vec<Arc<Session>> = self.sessions.iter().map(|e| e.value().clone()).collect();
+        let mut ops = Vec::new();
+        for session in sessions {
+            let will = session.state.lock().will.take();
+            if let Some(will) = will {
+                self.publish(will, &mut ops, &mut HashMap::new());
+            }
+        }
+        self.persist(ops).await;
+    }
+
     /// Retains and routes one message, queueing it for every subscriber.
     /// Pushes the store ops that make it durable for persistent sessions.
     pub fn publish(

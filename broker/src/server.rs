@@ -185,8 +185,8 @@ impl Server {
     }
 
     /// Stops accepting, closes every connection (v5 clients get DISCONNECT
-    /// 0x8B; wills without a delay are published) and waits until every
-    /// store write has been committed.
+    /// 0x8B), publishes every will, those still waiting for their delay
+    /// included, and waits until every store write has been committed.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         // Every connection holds a permit until it has finished.
@@ -197,6 +197,7 @@ impl Server {
         {
             tracing::warn!("connections still open after 10 s; stopping anyway");
         }
+        self.hub.publish_pending_wills().await;
         self.hub.store.clone().close().await;
         tracing::info!("broker stopped");
     }

@@ -2,11 +2,13 @@
 //! are collected as they come, killed with SIGKILL when dropped.
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::TIMEOUT;
+use super::{wardmq_bin, TIMEOUT};
 
 /// A child process whose stdout lines are collected as they come.
 pub struct Proc {
@@ -84,4 +86,30 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `wardmq serve` on `data` with `config` written next to it, plain TCP on
+/// `tcp` and the admin API on `admin` ("" for none), without the device
+/// listener (its fixed default port would collide between tests running at
+/// once); returns once it listens, with its MQTT address.
+pub fn serve(data: &Path, config: &str, tcp: &str, admin: &str) -> (Proc, SocketAddr) {
+    let file = data.join("wardmq.toml");
+    std::fs::write(&file, config).expect("write config");
+    let p = Proc::spawn(
+        Command::new(wardmq_bin())
+            .args(["serve", "--config"])
+            .arg(&file)
+            .arg("--data")
+            .arg(data)
+            .args(["--tcp", tcp, "--admin", admin, "--tls", ""])
+            .env("RUST_LOG", "warn"),
+    );
+    let line = p.wait_line("the listening line", |l| {
+        l.starts_with("wardmq: listening on mqtt://")
+    });
+    let addr = line
+        .trim_start_matches("wardmq: listening on mqtt://")
+        .parse()
+        .expect("address in the listening line");
+    (p, addr)
 }
