@@ -247,7 +247,7 @@ async fn run(parts: Parts) -> ExitCode {
             services.observer,
         ));
         services.interceptor = Some(Arc::new(d.defender.clone()));
-        metrics = metrics.with_defender(d.defender.clone(), d.alerts.clone(), d.audit.clone());
+        metrics = metrics.with_defender(d);
     }
     // The console's overview samples the same counters `/metrics` reads.
     let traffic = Arc::new(console::traffic::Traffic::new(counters.clone()));

@@ -3,7 +3,10 @@
 //! section 13 cases 35, 36 and 37 with real mutual-TLS devices, a device
 //! cut by UPDATE_DEVICE_CERTIFICATE within a second, and a device that
 //! brute-forces authorization being quarantined automatically and let out
-//! when its alarm clears.
+//! when its alarm clears. tests/mitigation/actions.py drives the other
+//! action types (UPDATE_CA_CERTIFICATE, REPLACE_DEFAULT_POLICY_VERSION,
+//! ENABLE_IOT_LOGGING, read back from the broker's log), a cancel in the
+//! middle of a task, and the executions counter on /metrics.
 
 mod common;
 
@@ -41,6 +44,30 @@ fn boto3_mitigation_cases_35_36_37_and_quarantine() {
         assert!(
             out.lines()
                 .any(|l| l == format!("ok case {case}") || l == format!("ok {case}")),
+            "{case} did not report ok:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn boto3_ca_policy_logging_actions_cancel_and_counter() {
+    let w = Wardmq::start_defender(CONFIG);
+    let work = tempfile::tempdir().expect("temp dir");
+    let out = w.run_python(
+        "tests/mitigation/actions.py",
+        &[
+            &w.ca_file().display().to_string(),
+            &w.tls_port.to_string(),
+            &work.path().display().to_string(),
+            &w.log_file().display().to_string(),
+        ],
+        "actions: ok",
+        Duration::from_secs(120),
+    );
+    println!("{out}");
+    for case in ["ca", "policy", "logging", "cancel", "metrics"] {
+        assert!(
+            out.lines().any(|l| l == format!("ok {case}")),
             "{case} did not report ok:\n{out}"
         );
     }

@@ -3,6 +3,7 @@
 use wardmq_defender::alerts::AlertRouter;
 use wardmq_defender::audit::Audit;
 use wardmq_defender::engine::{Defender, EVALUATION_BOUNDS_S};
+use wardmq_defender::mitigation::Mitigation;
 
 use super::exposition::{Exposition, Kind};
 
@@ -116,4 +117,25 @@ pub(super) fn write(
             );
         }
     }
+}
+
+pub(super) fn write_mitigation(e: &mut Exposition, m: &Mitigation) {
+    e.family(
+        "wardmq_defender_mitigations",
+        "Mitigation action executions that ended (tasks and automatic runs), by action type and result (completed, successful, failed, skipped, canceled).",
+        Kind::Counter,
+    );
+    for ((kind, result), n) in m.executions_finished() {
+        e.sample(
+            "wardmq_defender_mitigations_total",
+            &[("type", kind), ("result", result)],
+            n as f64,
+        );
+    }
+    e.single(
+        "wardmq_defender_mitigations_dropped",
+        "Automatic mitigation runs dropped because the mitigation queue was full.",
+        Kind::Counter,
+        m.auto_dropped() as f64,
+    );
 }

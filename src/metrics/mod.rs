@@ -15,6 +15,9 @@ use wardmq_broker::publisher::Publisher;
 use wardmq_defender::alerts::AlertRouter;
 use wardmq_defender::audit::Audit;
 use wardmq_defender::engine::Defender;
+use wardmq_defender::mitigation::Mitigation;
+
+use crate::defend::Defend;
 
 use broker::{refusal_name, BrokerCounters, DROP_REASONS};
 use exposition::{Exposition, Kind};
@@ -26,6 +29,7 @@ pub struct Metrics {
     defender: Option<Defender>,
     alerts: Option<Arc<AlertRouter>>,
     audit: Option<Audit>,
+    mitigation: Option<Mitigation>,
     started: Instant,
 }
 
@@ -39,19 +43,16 @@ impl Metrics {
             defender: None,
             alerts: None,
             audit: None,
+            mitigation: None,
             started: Instant::now(),
         }
     }
 
-    pub fn with_defender(
-        mut self,
-        defender: Defender,
-        alerts: Arc<AlertRouter>,
-        audit: Audit,
-    ) -> Self {
-        self.defender = Some(defender);
-        self.alerts = Some(alerts);
-        self.audit = Some(audit);
+    pub fn with_defender(mut self, d: &Defend) -> Self {
+        self.defender = Some(d.defender.clone());
+        self.alerts = Some(d.alerts.clone());
+        self.audit = Some(d.audit.clone());
+        self.mitigation = Some(d.mitigation.clone());
         self
     }
 
@@ -69,6 +70,9 @@ impl Metrics {
         self.write_broker(&mut e);
         if let Some(d) = &self.defender {
             defender::write(&mut e, d, self.alerts.as_deref(), self.audit.as_ref());
+        }
+        if let Some(m) = &self.mitigation {
+            defender::write_mitigation(&mut e, m);
         }
         e.finish()
     }

@@ -13,6 +13,9 @@ use serde_json::Value;
 
 use super::{repo_root, run_with_timeout, wardmq_bin, TIMEOUT};
 
+/// The file the server's standard error goes to, in its directory.
+const LOG: &str = "wardmq.log";
+
 /// `wardmq serve` with the admin API on a free port.
 pub struct Wardmq {
     pub child: Child,
@@ -20,6 +23,8 @@ pub struct Wardmq {
     pub credentials: PathBuf,
     /// The device listener's port and the printed demo-device command.
     pub tls_port: u16,
+    /// The plain-TCP listener (anonymous clients, `anonymous_policy`).
+    pub tcp_port: u16,
     pub try_it: String,
     pub dir: tempfile::TempDir,
 }
@@ -60,6 +65,12 @@ impl Wardmq {
         Wardmq::launch(dir, &cert, &key, extra, true)
     }
 
+    /// The server's standard error (its log, `RUST_LOG=warn` plus device
+    /// activity at the levels set on devices).
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.path().join(LOG)
+    }
+
     /// The dev PKI's CA certificate (devices trust the server with it).
     pub fn ca_file(&self) -> PathBuf {
         self.dir.path().join("certs/ca.pem")
@@ -93,7 +104,7 @@ impl Wardmq {
             .args(["--tls", if devices { "127.0.0.1:0" } else { "" }])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join(LOG)).expect("log file"))
             .spawn()
             .expect("spawn wardmq");
         let stdout = child.stdout.take().expect("stdout");
@@ -108,14 +119,23 @@ impl Wardmq {
         let mut admin = None;
         let mut credentials = None;
         let mut tls_port = None;
+        let mut tcp_port = None;
         let mut try_it = None;
-        while admin.is_none() || credentials.is_none() || (devices && try_it.is_none()) {
+        while admin.is_none()
+            || credentials.is_none()
+            || tcp_port.is_none()
+            || (devices && try_it.is_none())
+        {
             let line = rx
                 .recv_timeout(TIMEOUT)
                 .expect("wardmq prints its listener, admin and credentials lines");
             if let Some(rest) = line.strip_prefix("wardmq: listening on mqtts://") {
                 let addr = rest.split(' ').next().expect("address");
                 tls_port = Some(addr.parse::<SocketAddr>().expect("tls address").port());
+            }
+            if let Some(rest) = line.strip_prefix("wardmq: listening on mqtt://") {
+                let addr = rest.split(' ').next().expect("address");
+                tcp_port = Some(addr.parse::<SocketAddr>().expect("tcp address").port());
             }
             // The device listener's command (the TCP one has no --cert).
             if let Some(cmd) = line.strip_prefix("wardmq: try it: ") {
@@ -136,6 +156,7 @@ impl Wardmq {
             admin: admin.expect("admin line"),
             credentials: credentials.expect("credentials line"),
             tls_port: tls_port.unwrap_or_default(),
+            tcp_port: tcp_port.unwrap_or_default(),
             try_it: try_it.unwrap_or_default(),
             dir,
         }

@@ -110,11 +110,13 @@ pub enum Change {
 }
 
 impl Change {
-    /// Whether the change can alter what a connected device may do.
-    pub fn affects_authorization(&self) -> bool {
+    /// Whether live connections must reload their access: the change can
+    /// alter what a connected device may do, or the level its activity is
+    /// logged at (a v2 log level set on it, e.g. by ENABLE_IOT_LOGGING).
+    pub fn affects_connections(&self) -> bool {
         !matches!(
             self,
-            Change::ThingCreated { .. } | Change::ThingUpdated { .. } | Change::LoggingChanged
+            Change::ThingCreated { .. } | Change::ThingUpdated { .. }
         )
     }
 }
@@ -248,7 +250,7 @@ impl Registry {
                 state.apply(op);
             }
         }
-        if batch.events.iter().any(Change::affects_authorization) {
+        if batch.events.iter().any(Change::affects_connections) {
             self.inner.changes.send_modify(|v| *v = v.wrapping_add(1));
         }
         for event in batch.events {

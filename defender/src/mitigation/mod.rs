@@ -127,9 +127,29 @@ pub(crate) struct Inner {
     worker: Mutex<Option<JoinHandle<()>>>,
     /// Automatic runs dropped because the queue was full.
     pub(crate) auto_dropped: AtomicU64,
+    /// Executions that ended, by (action type, result), for `/metrics`.
+    finished: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Inner {
+    /// Counts one execution that ended (ran, failed, was skipped or
+    /// canceled); `action` is `None` when its definition was missing.
+    pub(crate) fn finished(&self, action: Option<&ActionDefinition>, status: ExecutionStatus) {
+        let kind = action
+            .and_then(ActionDefinition::action_type)
+            .map_or("UNKNOWN", ActionType::as_str);
+        let result = match status {
+            ExecutionStatus::Completed => "completed",
+            ExecutionStatus::Successful => "successful",
+            ExecutionStatus::Failed => "failed",
+            ExecutionStatus::Canceled => "canceled",
+            ExecutionStatus::Skipped => "skipped",
+            // Not an end; never counted.
+            ExecutionStatus::InProgress | ExecutionStatus::Pending => return,
+        };
+        *lock(&self.finished).entry((kind, result)).or_default() += 1;
+    }
+
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
@@ -311,6 +331,7 @@ impl Mitigation {
             work,
             worker: Mutex::new(None),
             auto_dropped: AtomicU64::new(0),
+            finished: Mutex::new(BTreeMap::new()),
         });
         for r in &interrupted {
             inner.save_audit(r);
@@ -343,6 +364,15 @@ impl Mitigation {
     /// Automatic runs dropped because the worker's queue was full.
     pub fn auto_dropped(&self) -> u64 {
         self.inner.auto_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Executions that ended since start, by (action type, result:
+    /// completed, successful, failed, skipped or canceled).
+    pub fn executions_finished(&self) -> Vec<((&'static str, &'static str), u64)> {
+        lock(&self.inner.finished)
+            .iter()
+            .map(|(k, n)| (*k, *n))
+            .collect()
     }
 
     fn action_arn(&self, name: &str) -> String {

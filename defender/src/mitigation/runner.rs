@@ -197,6 +197,7 @@ fn run_audit(inner: &Inner, task_id: &str) {
                     )
                 }
             };
+            inner.finished(def, status);
             if let Some(Err(e)) = &result {
                 tracing::warn!(task = task_id, finding = %f.finding_id, action = %name, error = %e.message, "mitigation action failed");
             }
@@ -244,6 +245,10 @@ fn run_audit(inner: &Inner, task_id: &str) {
         for e in &mut r.executions {
             if e.status == ExecutionStatus::Pending {
                 e.status = ExecutionStatus::Canceled;
+                inner.finished(
+                    defs.iter().find(|d| d.name == e.action_name),
+                    ExecutionStatus::Canceled,
+                );
             }
         }
         // A finding none of whose actions ran counts as canceled.
@@ -388,6 +393,7 @@ fn run_on_thing(
                 }
             }
         };
+        inner.finished(Some(d), status);
         execs.push(DetectExecution {
             task_id: task_id.to_owned(),
             violation_id: violation_id.to_owned(),
@@ -517,6 +523,7 @@ fn run_auto(inner: &Inner, event: &ViolationEvent) {
                     (ExecutionStatus::Failed, Some(e.code), Some(e.message))
                 }
             };
+            inner.finished(Some(d), status);
             execs.push(DetectExecution {
                 task_id: task_id.clone(),
                 violation_id: event.violation_id.clone(),
