@@ -132,6 +132,7 @@ pub struct BrokerProfileConfig {
     pub broker_tls_failures: i64,
     pub broker_connect_failures: i64,
     pub broker_authorization_failures: i64,
+    pub broker_messages_dropped: i64,
 }
 
 impl Default for BrokerProfileConfig {
@@ -148,6 +149,7 @@ impl Default for BrokerProfileConfig {
             broker_tls_failures: n(d.broker.tls_failures),
             broker_connect_failures: n(d.broker.connect_failures),
             broker_authorization_failures: n(d.broker.authorization_failures),
+            broker_messages_dropped: n(d.broker_messages_dropped),
         }
     }
 }
@@ -190,6 +192,7 @@ impl BrokerProfileConfig {
                     self.broker_authorization_failures,
                 ),
             },
+            broker_messages_dropped: max("broker_messages_dropped", self.broker_messages_dropped),
             alert_target_arn: (!self.alert_target_arn.is_empty())
                 .then(|| self.alert_target_arn.clone()),
         }

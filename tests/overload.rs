@@ -3,7 +3,9 @@
 //! broker may hold for them. `wardmq serve` runs as a child so its memory
 //! is measured from /proc (VmRSS, VmHWM): it must stay within the session
 //! queue limits plus a fixed allowance, the drops must be counted on
-//! /metrics, and other clients must still be served.
+//! /metrics, and other clients must still be served. The drops also
+//! reach the defender: its broker-level profile raises an alarm on
+//! `$broker` when a period drops more than configured.
 
 mod common;
 
@@ -12,6 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::proc::{serve, Proc};
+use common::wardmq::Wardmq;
 use common::*;
 
 /// Per-session limits the growth is judged against: 2 slow sessions may
@@ -202,6 +205,59 @@ fn stuck_subscribers_cost_bounded_memory_and_their_drops_are_counted() {
     let sub = mosquitto_sub(addr, &["-t", "other/t", "-C", "1", "-W", "10"]);
     mosquitto_pub(addr, &["-t", "other/t", "-m", "still here"]);
     assert_eq!(sub.messages(), vec!["still here"]);
+}
+
+/// The broker-level limit on drops, one-second periods, and small queues
+/// so one stuck subscriber overflows quickly.
+const DROPS_CONFIG: &str = "[limits]
+max_queued_messages = 100
+[defender]
+datapoint_seconds = 1
+[defender.broker_profile]
+broker_messages_dropped = 100
+";
+
+/// `$broker`'s active violation of the drops rule, if any.
+fn drops_alarm(w: &Wardmq) -> Option<serde_json::Value> {
+    let out = w.aws(&["list-active-violations", "--thing-name", "$broker"]);
+    out["activeViolations"]
+        .as_array()?
+        .iter()
+        .find(|v| v["behavior"]["name"] == "messages-dropped-broker")
+        .cloned()
+}
+
+/// Polls `f` every 200 ms until it holds, for at most `TIMEOUT`.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn drops_raise_a_broker_level_alarm_that_clears() {
+    let w = Wardmq::start_defender(DROPS_CONFIG);
+    let addr = SocketAddr::from(([127, 0, 0, 1], w.tcp_port));
+    let _stuck = stuck_subscriber(addr, "stuck", 1);
+    assert!(drops_alarm(&w).is_none(), "no drops, no alarm");
+    let flood = std::thread::spawn(move || flood(addr, "flooder", 0, Duration::from_secs(3)));
+    let mut alarm = None;
+    eventually("the drops alarm on $broker", || {
+        alarm = drops_alarm(&w);
+        alarm.is_some()
+    });
+    let alarm = alarm.unwrap_or_default();
+    println!("drops alarm: {alarm}");
+    assert_eq!(alarm["securityProfileName"], "wardmq:broker");
+    assert_eq!(alarm["behavior"]["metric"], "wardmq:num-messages-dropped");
+    let dropped = alarm["lastViolationValue"]["count"].as_u64().unwrap_or(0);
+    assert!(dropped > 100, "violating value {dropped}");
+    let sent = flood.join().expect("flood");
+    assert!(sent > 1000, "only {sent} messages flooded");
+    // Drops stop with the flood: the next quiet period clears it.
+    eventually("the drops alarm to clear", || drops_alarm(&w).is_none());
 }
 
 /// `sessions` persistent sessions subscribed to `load/#` at QoS 1 go

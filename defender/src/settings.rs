@@ -51,6 +51,10 @@ impl Default for DefenderSettings {
 pub struct BrokerProfileSettings {
     pub per_ip: BrokerLimits,
     pub broker: BrokerLimits,
+    /// Messages the broker may drop in one period (all reasons: a slow
+    /// subscriber's full queue, expiry, size, receive denied); broker-wide
+    /// only, since a drop has no source address to blame.
+    pub broker_messages_dropped: Option<u64>,
     /// The alert target ARN its events go to, if any.
     pub alert_target_arn: Option<String>,
 }
@@ -83,6 +87,7 @@ impl Default for BrokerProfileSettings {
                 connect_failures: Some(1000),
                 authorization_failures: None,
             },
+            broker_messages_dropped: None,
             alert_target_arn: None,
         }
     }

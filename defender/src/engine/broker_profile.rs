@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::alarms::{AlarmBook, AlarmKey};
 use crate::detect::evaluate::{CompiledBehavior, Measurement};
 use crate::detect::model::{Behavior, Timestamp, ViolationEvent};
-use crate::metrics::{IpCounts, PeriodSnapshot};
+use crate::metrics::{BrokerCounts, IpCounts, PeriodSnapshot};
 use crate::settings::{BrokerLimits, BrokerProfileSettings};
 
 pub const PROFILE: &str = "wardmq:broker";
@@ -23,7 +23,15 @@ struct Rule {
     name: Arc<str>,
     behavior: Arc<Behavior>,
     compiled: CompiledBehavior,
-    count: fn(&IpCounts) -> u64,
+    count: Count,
+}
+
+/// What a rule counts: something one address did, or something only the
+/// broker as a whole has (a dropped message has no culprit address).
+#[derive(Clone, Copy)]
+enum Count {
+    Ip(fn(&IpCounts) -> u64),
+    Broker(fn(&BrokerCounts) -> u64),
 }
 
 pub(crate) struct BrokerProfile {
@@ -54,6 +62,27 @@ const COUNTERS: [Counter; 4] = [
     ),
 ];
 
+/// Messages the broker did not deliver (a subscriber's queue full, expired,
+/// too large for the client, receive denied): broker-wide only.
+const DROPPED: (&str, &str) = ("messages-dropped", "wardmq:num-messages-dropped");
+
+fn rule(name: String, metric: &str, max: Option<u64>, count: Count) -> Option<Rule> {
+    let behavior: Behavior = serde_json::from_value(json!({
+        "name": name,
+        "metric": metric,
+        "criteria": {"comparisonOperator": "less-than-equals",
+                     "value": {"count": max?}, "durationSeconds": 300}
+    }))
+    .ok()?;
+    let compiled = CompiledBehavior::compile(&behavior).ok()?;
+    Some(Rule {
+        name: name.into(),
+        behavior: Arc::new(behavior),
+        compiled,
+        count,
+    })
+}
+
 fn rules(scope: &str, limits: &BrokerLimits) -> Vec<Rule> {
     let maxima = [
         limits.connection_attempts,
@@ -65,21 +94,7 @@ fn rules(scope: &str, limits: &BrokerLimits) -> Vec<Rule> {
         .iter()
         .zip(maxima)
         .filter_map(|(&(name, metric, count), max)| {
-            let name = format!("{name}-{scope}");
-            let behavior: Behavior = serde_json::from_value(json!({
-                "name": name,
-                "metric": metric,
-                "criteria": {"comparisonOperator": "less-than-equals",
-                             "value": {"count": max?}, "durationSeconds": 300}
-            }))
-            .ok()?;
-            let compiled = CompiledBehavior::compile(&behavior).ok()?;
-            Some(Rule {
-                name: name.into(),
-                behavior: Arc::new(behavior),
-                compiled,
-                count,
-            })
+            rule(format!("{name}-{scope}"), metric, max, Count::Ip(count))
         })
         .collect()
 }
@@ -89,7 +104,15 @@ impl BrokerProfile {
         Self {
             profile: PROFILE.into(),
             per_ip: rules("per-ip", &settings.per_ip),
-            broker: rules("broker", &settings.broker),
+            broker: rules("broker", &settings.broker)
+                .into_iter()
+                .chain(rule(
+                    format!("{}-broker", DROPPED.0),
+                    DROPPED.1,
+                    settings.broker_messages_dropped,
+                    Count::Broker(|b| b.messages_dropped),
+                ))
+                .collect(),
             alert_target_arn: settings.alert_target_arn.clone(),
         }
     }
@@ -103,6 +126,10 @@ impl BrokerProfile {
         now: Timestamp,
     ) -> Vec<ViolationEvent> {
         let mut events = Vec::new();
+        let count = |rule: &Rule, ip: &IpCounts| match rule.count {
+            Count::Ip(f) => f(ip),
+            Count::Broker(f) => f(&snapshot.broker),
+        };
         let mut observe = |book: &mut AlarmBook, thing: &Arc<str>, rule: &Rule, n: u64| {
             let key = AlarmKey::new(thing, &self.profile, &rule.name);
             let outcome = rule.compiled.evaluate(Some(&Measurement::Count(n)), None);
@@ -112,13 +139,13 @@ impl BrokerProfile {
         for (ip, counts) in &snapshot.per_ip {
             let thing: Arc<str> = format!("ip:{ip}").into();
             for rule in &self.per_ip {
-                observe(book, &thing, rule, (rule.count)(counts));
+                observe(book, &thing, rule, count(rule, counts));
             }
             seen.insert(thing);
         }
         let broker: Arc<str> = BROKER_THING.into();
         for rule in &self.broker {
-            observe(book, &broker, rule, (rule.count)(&snapshot.broker.totals));
+            observe(book, &broker, rule, count(rule, &snapshot.broker.totals));
         }
         let quiet: Vec<AlarmKey> = book
             .keys()

@@ -22,11 +22,13 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wardmq_broker::codec::Protocol;
-use wardmq_broker::observer::{ConnCounters, Observer, TopicCounters};
+use wardmq_broker::codec::QoS;
+use wardmq_broker::observer::{ConnCounters, DropReason, Observer, TopicCounters};
 
 use super::dimension::{topic_of_arn, ConnTopicCounters, DimensionFilters, TopicDimension};
 use super::ip::{IpBook, IpEvent};
@@ -90,6 +92,8 @@ pub struct Collector {
     hasher: RandomState,
     shards: Box<[Shard]>,
     ips: Mutex<IpBook>,
+    /// Messages dropped this period (`BrokerCounts::messages_dropped`).
+    dropped: AtomicU64,
     /// Read on connects, authorization failures and period ends; written
     /// when profiles change.
     dimensions: RwLock<Arc<DimensionFilters>>,
@@ -109,6 +113,7 @@ impl Collector {
             hasher: RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             ips: Mutex::default(),
+            dropped: AtomicU64::new(0),
             dimensions: RwLock::default(),
             period_start: Mutex::new(start),
         }
@@ -210,7 +215,8 @@ impl Collector {
                 !st.forgettable(now, self.config.forget_after_periods, keep_ms)
             });
         }
-        let (per_ip, broker) = lock(&self.ips).take();
+        let (per_ip, mut broker) = lock(&self.ips).take();
+        broker.messages_dropped = self.dropped.swap(0, Ordering::Relaxed);
         let start = std::mem::replace(&mut *lock(&self.period_start), now);
         PeriodSnapshot {
             start,
@@ -290,6 +296,11 @@ impl Observer for Collector {
                 st.disconnected_since = Some(now);
             }
         });
+    }
+
+    fn message_dropped(&self, _client_id: &str, _qos: QoS, _reason: DropReason) {
+        // A flood to a stuck subscriber drops at the publishers' rate: no lock.
+        self.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     fn authorization_failure(

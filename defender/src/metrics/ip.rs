@@ -25,6 +25,8 @@ pub struct BrokerCounts {
     pub totals: IpCounts,
     pub disconnects: u64,
     pub takeovers: u64,
+    /// Messages for a session the broker did not deliver, any reason.
+    pub messages_dropped: u64,
     /// Events from addresses beyond `max_tracked_ips` this period: counted
     /// in `totals`, not per address.
     pub untracked_ip_events: u64,
