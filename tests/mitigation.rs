@@ -72,3 +72,27 @@ fn boto3_ca_policy_logging_actions_cancel_and_counter() {
         );
     }
 }
+
+/// Bench (bench/README.md): the time from a violating datapoint's close to
+/// 20 devices confined by automatic quarantine, p50/p99 of the execution's
+/// end and of the first refused publish outside quarantine/{thing}.
+/// `cargo test --test mitigation -- --ignored --nocapture confine_bench`
+#[test]
+#[ignore = "bench: run with --ignored --nocapture"]
+fn confine_bench() {
+    let w = Wardmq::start_defender(CONFIG);
+    let work = tempfile::tempdir().expect("temp dir");
+    let policy = common::repo_root().join("config/policies/quarantine.json");
+    let out = w.run_python(
+        "tests/mitigation/confine_bench.py",
+        &[
+            &w.ca_file().display().to_string(),
+            &w.tls_port.to_string(),
+            &work.path().display().to_string(),
+            &policy.display().to_string(),
+        ],
+        "confine bench: ok",
+        Duration::from_secs(120),
+    );
+    println!("{out}");
+}

@@ -185,19 +185,27 @@ def case_37(f):
     print("ok case 37", flush=True)
 
 
-def quarantine(f, policy_file):
-    """A device brute-forcing authorization is quarantined automatically,
-    can then publish only to quarantine/{thing}, and leaves quarantine
-    when the alarm clears."""
+def setup_quarantine(f, policy_file, undo=True):
+    """config/quarantine.md's setup: the Quarantine group with its policy,
+    the `quarantine` action, and profile `bf` (brute force, on group
+    bf-devices) running it automatically."""
     with open(policy_file) as fh:
         doc = fh.read()
     qarn = f.iot.create_thing_group(thingGroupName="Quarantine")["thingGroupArn"]
     f.iot.create_policy(policyName="Quarantine", policyDocument=doc)
     f.iot.attach_policy(policyName="Quarantine", target=qarn)
     action(f, "quarantine", {"addThingsToThingGroupParams": {"thingGroupNames": ["Quarantine"]}})
-    brute_force_profile(f, "bf", "bf-devices", tags=[
-        {"Key": "wardmq:auto-mitigation", "Value": "quarantine"},
-        {"Key": "wardmq:undo-on-clear", "Value": "true"}])
+    tags = [{"Key": "wardmq:auto-mitigation", "Value": "quarantine"}]
+    if undo:
+        tags.append({"Key": "wardmq:undo-on-clear", "Value": "true"})
+    brute_force_profile(f, "bf", "bf-devices", tags=tags)
+
+
+def quarantine(f, policy_file):
+    """A device brute-forcing authorization is quarantined automatically,
+    can then publish only to quarantine/{thing}, and leaves quarantine
+    when the alarm clears."""
+    setup_quarantine(f, policy_file)
     tags = f.iot.list_tags_for_resource(resourceArn=f"arn:aws:iot:{REGION}:{ACCOUNT}:securityprofile/bf")["tags"]
     assert {t["Key"] for t in tags} == {"wardmq:auto-mitigation", "wardmq:undo-on-clear"}, tags
     # Its own policy allows connecting and publishing under ok/.
