@@ -13,7 +13,8 @@ MQTT 5), plus a cancel in the middle of an audit mitigation task and the
   that device's activity at DEBUG (read from its standard error) on its
   live connection, until the alarm clears.
 - cancel: CancelAuditMitigationActionsTask mid-task leaves the findings
-  it reached COMPLETED and the rest CANCELED, with nothing rolled back.
+  it reached COMPLETED and the rest CANCELED, with nothing rolled back; a
+  canceled Detect task records the violations it did not reach SKIPPED.
 
 Arguments: ENDPOINT CA_FILE TLS_PORT WORKDIR BROKER_LOG_FILE
 """
@@ -287,6 +288,14 @@ def case_cancel(f, findings_wanted=300):
     f.iot.start_audit_mitigation_actions_task(
         taskId="cancel", target={"auditTaskId": audit_task},
         auditCheckToActionsMapping={"DEVICE_CERTIFICATE_EXPIRING_CHECK": ["cert-off"]}, clientRequestToken="cancel")
+    # A Detect task on chatty's violation (case logging) waits behind it
+    # (one worker) and is canceled before it reaches the violation.
+    f.iot.create_thing_group(thingGroupName="Cancel")
+    action(f, "to-cancel", {"addThingsToThingGroupParams": {"thingGroupNames": ["Cancel"]}})
+    f.iot.start_detect_mitigation_actions_task(
+        taskId="detect-cancel", target={"securityProfileName": "log-bf"}, actions=["to-cancel"],
+        clientRequestToken="detect-cancel")
+    f.iot.cancel_detect_mitigation_actions_task(taskId="detect-cancel")
 
     def stats():
         t = f.iot.describe_audit_mitigation_actions_task(taskId="cancel")
@@ -311,6 +320,12 @@ def case_cancel(f, findings_wanted=300):
         # Nothing rolled back, nothing canceled touched.
         assert status == ("INACTIVE" if e["status"] == "COMPLETED" else "ACTIVE"), (e, status)
     assert by_status == {"COMPLETED": done, "CANCELED": canceled}, (by_status, s)
+    d = wait_task(f, "detect-cancel", "detect")
+    assert d["taskStatus"] == "CANCELED", d
+    assert d["taskStatistics"] == {"actionsExecuted": 0, "actionsSkipped": 1, "actionsFailed": 0}, d
+    ex = f.iot.list_detect_mitigation_actions_executions(taskId="detect-cancel")["actionsExecutions"]
+    assert [(e["thingName"], e["status"]) for e in ex] == [("chatty", "SKIPPED")], ex
+    assert f.iot.list_things_in_thing_group(thingGroupName="Cancel")["things"] == []
     print(f"cancel: {done} findings mitigated before the cancel, {canceled} CANCELED", flush=True)
     print("ok cancel", flush=True)
     return done, canceled
@@ -326,6 +341,7 @@ def check_metrics(f, admin, cancel_counts):
         ("REPLACE_DEFAULT_POLICY_VERSION", "completed"): 1,
         ("UPDATE_DEVICE_CERTIFICATE", "completed"): done,
         ("UPDATE_DEVICE_CERTIFICATE", "canceled"): canceled,
+        ("ADD_THINGS_TO_THING_GROUP", "skipped"): 1,
     }
     for (kind, result), n in want.items():
         got = value(samples, name, type=kind, result=result)

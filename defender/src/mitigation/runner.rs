@@ -451,9 +451,10 @@ fn run_detect(inner: &Inner, task_id: &str) {
         }
     };
     let mut was_canceled = false;
-    for (violation, thing, event) in &targets {
+    for (i, (violation, thing, event)) in targets.iter().enumerate() {
         if canceled_in(&inner.state(), task_id) {
             was_canceled = true;
+            skip_canceled(inner, task_id, &task.actions_definition, &targets[i..]);
             break;
         }
         let mut execs = Vec::new();
@@ -477,6 +478,37 @@ fn run_detect(inner: &Inner, task_id: &str) {
     }
     let was_canceled = was_canceled || canceled_in(&inner.state(), task_id);
     finish_detect(inner, task_id, was_canceled);
+}
+
+/// A canceled Detect task's violations not reached: Detect executions
+/// have no CANCELED status, so each of their actions is recorded SKIPPED,
+/// and the operator sees which violations were left unmitigated.
+fn skip_canceled(inner: &Inner, task_id: &str, defs: &[ActionDefinition], rest: &[Target]) {
+    let at = now();
+    let mut st = inner.state();
+    let Some(r) = st.detect.get_mut(task_id) else {
+        return;
+    };
+    for (violation, thing, _) in rest {
+        for d in defs {
+            inner.finished(Some(d), ExecutionStatus::Skipped);
+            r.task.task_statistics.actions_skipped += 1;
+            r.executions.push(DetectExecution {
+                task_id: task_id.to_owned(),
+                violation_id: violation.clone(),
+                action_name: d.name.clone(),
+                thing_name: thing.clone(),
+                execution_start_date: at,
+                execution_end_date: Some(at),
+                status: ExecutionStatus::Skipped,
+                error_code: None,
+                message: Some("the task was canceled before this violation".to_owned()),
+            });
+        }
+    }
+    let r = r.clone();
+    drop(st);
+    inner.save_detect(&r);
 }
 
 /// An automatic run: the profile's actions on an alarm, their undo when
