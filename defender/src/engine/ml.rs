@@ -6,17 +6,21 @@
 //! The data clock: period n (the one ending at n × `datapoint_period` of
 //! wall time) starts at (n − 1) × `ml_period_secs` data-clock seconds, so a
 //! model's day is 86 400 / `ml_period_secs` periods at any real period.
-//! Models live in memory: after a restart they are PENDING_BUILD again and
-//! collect anew.
+//! Models live in memory. At the first period after a start they are
+//! rebuilt from the datapoints the metric store kept (as far back as the
+//! training window and the retention allow), replayed period by period
+//! without raising alarms, so a restart costs no collection time.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::config::{Compiled, MetricRef};
 use super::period::alarm_key;
+use super::Shared;
 use crate::alarms::AlarmKey;
 use crate::detect::evaluate::DatapointOutcome;
 use crate::detect::model::{Behavior, Timestamp};
+use crate::ml::clock;
 use crate::ml::detector::TrainingSummary;
 use crate::ml::{Detector, DetectorConfig, Level, MetricKind, ModelStatus};
 use crate::settings::DefenderSettings;
@@ -54,6 +58,9 @@ pub(crate) struct Models {
     detector: DetectorConfig,
     period_ms: u64,
     detectors: HashMap<(Arc<str>, Arc<str>), Detector>,
+    /// Whether the stored datapoints were replayed (once, at the first
+    /// period).
+    seeded: bool,
 }
 
 /// The confidence of an ML behaviour whose metric the detector learns
@@ -89,6 +96,66 @@ impl Models {
                 .unwrap_or(u64::MAX)
                 .max(1),
             detectors: HashMap::new(),
+            seeded: false,
+        }
+    }
+
+    /// Replays the stored datapoints of every ML behaviour's metric from
+    /// the training window before `now`, each to the profiles that target
+    /// its thing today. Their verdicts are dropped: history raises no
+    /// alarm. Runs once; a store error leaves the models to collect anew.
+    pub fn seed(&mut self, shared: &Shared, config: &Compiled, now: Timestamp) {
+        if std::mem::replace(&mut self.seeded, true) {
+            return;
+        }
+        let periods =
+            i64::from(self.detector.window_days) * clock::DAY_SECS / self.detector.period_secs;
+        let span = u64::try_from(periods)
+            .unwrap_or(0)
+            .saturating_mul(self.period_ms);
+        let from = Timestamp::from_millis(now.as_millis().saturating_sub(span));
+        let mut metrics: Vec<&str> = ml_rules(config)
+            .map(|(pi, ri)| config.profiles[pi].rules[ri].series.metric.name())
+            .collect();
+        metrics.sort_unstable();
+        metrics.dedup();
+        let mut by_period: BTreeMap<u64, Vec<MlPoint>> = BTreeMap::new();
+        let mut profiles: HashMap<String, Vec<usize>> = HashMap::new();
+        for metric in metrics {
+            let scanned = shared
+                .db
+                .metrics()
+                .scan_metric(metric, from, now, |at, thing, v| {
+                    let Some(value) = v.count.map(|c| c as f64).or(v.number) else {
+                        return;
+                    };
+                    let targeted = profiles
+                        .entry(thing.to_owned())
+                        .or_insert_with(|| shared.profiles_for(config, thing));
+                    let thing: Arc<str> = Arc::from(thing);
+                    for (pi, ri) in ml_rules(config) {
+                        let rule = &config.profiles[pi].rules[ri];
+                        if rule.series.metric.name() == metric && targeted.contains(&pi) {
+                            by_period.entry(at.as_millis()).or_default().push(MlPoint {
+                                profile: pi,
+                                rule: ri,
+                                thing: Arc::clone(&thing),
+                                value,
+                            });
+                        }
+                    }
+                });
+            if let Err(error) = scanned {
+                tracing::error!(%error, "cannot read stored datapoints for ML Detect");
+                return;
+            }
+        }
+        let periods = by_period.len();
+        for (at, points) in by_period {
+            self.judge(config, Timestamp::from_millis(at), &points);
+        }
+        if periods > 0 {
+            tracing::info!(periods, "ML Detect models rebuilt from stored datapoints");
         }
     }
 
@@ -103,9 +170,10 @@ impl Models {
         (n - 1).saturating_mul(self.detector.period_secs)
     }
 
+    /// The wall-clock end of the period starting at `data_ts`.
     fn wall(&self, data_ts: i64) -> Timestamp {
         let n = u64::try_from(data_ts.div_euclid(self.detector.period_secs)).unwrap_or(0);
-        Timestamp::from_millis(n.saturating_mul(self.period_ms))
+        Timestamp::from_millis((n + 1).saturating_mul(self.period_ms))
     }
 
     /// Judges the period ending at `end`: every ML behaviour of `config`

@@ -103,7 +103,7 @@ fn five_devices_for_fourteen_days_stay_pending_seven_build() {
         "{s:?}"
     );
     // Collection started with the first datapoint, in wall time.
-    assert_eq!(s.training_data_collection_start, Some(end(0)));
+    assert_eq!(s.training_data_collection_start, Some(end(1)));
     assert_eq!(s.last_model_refresh, None);
 
     let mut m = models(ModelGate::default());
@@ -112,8 +112,8 @@ fn five_devices_for_fourteen_days_stay_pending_seven_build() {
     let s = summary(&m, &c);
     assert_eq!(s.status, ModelStatus::Active, "{s:?}");
     assert_eq!(s.datapoints_collection_percentage, 100.0);
-    // Refreshed at the data clock's midnight of day 14.
-    assert_eq!(s.last_model_refresh, Some(end(14 * DAY)));
+    // Refreshed with the period starting at the data clock's midnight.
+    assert_eq!(s.last_model_refresh, Some(end(14 * DAY + 1)));
 }
 
 #[test]
@@ -207,4 +207,71 @@ fn models_of_removed_behaviours_are_dropped() {
     assert!(summary(&m, &c).training_data_collection_start.is_some());
     m.judge(&Compiled::new(&DetectConfig::default()), end(2), &[]);
     assert!(summary(&m, &c).training_data_collection_start.is_none());
+}
+
+struct NoAlerts;
+
+impl super::AlertSender for NoAlerts {
+    fn send(&self, _: &str, _: &crate::detect::model::ViolationEvent) {}
+}
+
+#[test]
+fn a_restart_rebuilds_models_from_stored_datapoints() {
+    use crate::store::{DefenderDb, SeriesKey, ViolationFilter};
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = DefenderDb::open(dir.path()).expect("db");
+    // Three devices' datapoints for the last 700 one-second periods (two
+    // model days and more), as an earlier run stored them.
+    let now_s = super::now().as_millis() / 1000;
+    let first = Timestamp::from_millis((now_s - 700) * 1000);
+    let value = crate::detect::model::MetricValue {
+        count: Some(5),
+        ..Default::default()
+    };
+    let things = ["dev-0", "dev-1", "dev-2"];
+    let rows: Vec<_> = things
+        .iter()
+        .flat_map(|t| {
+            (0..700).map(|k| {
+                (
+                    SeriesKey::new(t, METRIC, ""),
+                    Timestamp::from_millis((now_s - 700 + k) * 1000),
+                    &value,
+                )
+            })
+        })
+        .collect();
+    db.metrics().put_period(&rows).expect("store");
+    let settings = DefenderSettings {
+        datapoint_period: Duration::from_secs(1),
+        ml_gate: ModelGate {
+            min_days: 1,
+            min_datapoints: 500,
+            ..ModelGate::default()
+        },
+        ..DefenderSettings::default()
+    };
+    let d = super::Defender::start(settings, db, None, Arc::new(NoAlerts)).expect("start");
+    d.set_config(&DetectConfig {
+        profiles: vec![ProfileConfig {
+            name: "ml".into(),
+            behaviors: vec![ml_behavior(METRIC, Level::High, 1)],
+            targets: vec![Target::AllThings],
+            alert_target_arn: None,
+            retain: Vec::new(),
+        }],
+        ..DetectConfig::default()
+    });
+    let before = d.model_summaries(None);
+    assert_eq!(before[0].status, ModelStatus::PendingBuild);
+    d.close_period_now();
+    let s = d.model_summaries(Some("ml"));
+    assert_eq!(s[0].status, ModelStatus::Active, "{s:?}");
+    assert_eq!(s[0].training_data_collection_start, Some(first));
+    let active = d
+        .list_active_violations(&ViolationFilter::default(), None, None)
+        .expect("list");
+    assert!(active.items.is_empty(), "history raised {:?}", active.items);
+    d.shutdown();
 }

@@ -155,7 +155,11 @@ pub(crate) fn close(shared: &Shared, windows: &mut Windows, now: Timestamp) -> P
     *windows = next_windows;
 
     let fleet = fleet_thresholds(shared, &config, &judgments);
-    let ml = super::lock(&shared.ml).judge(&config, now, &ml_points);
+    let ml = {
+        let mut models = super::lock(&shared.ml);
+        models.seed(shared, &config, now);
+        models.judge(&config, now, &ml_points)
+    };
     let mut book = shared.book();
     let mut events = Vec::new();
     for j in &judgments {
