@@ -19,10 +19,10 @@ use super::period::alarm_key;
 use super::Shared;
 use crate::alarms::AlarmKey;
 use crate::detect::evaluate::DatapointOutcome;
-use crate::detect::model::{Behavior, Timestamp};
+use crate::detect::model::{Behavior, Timestamp, ViolationEvent};
 use crate::ml::clock;
 use crate::ml::detector::TrainingSummary;
-use crate::ml::{Detector, DetectorConfig, Level, MetricKind, ModelStatus};
+use crate::ml::{Detector, DetectorConfig, Judgement, Level, MetricKind, ModelStatus};
 use crate::settings::DefenderSettings;
 
 /// One thing's value for one ML behaviour in the period being closed.
@@ -41,6 +41,21 @@ pub(crate) struct MlOutcome {
     pub key: AlarmKey,
     pub behavior: Arc<Behavior>,
     pub outcome: DatapointOutcome,
+    pub judgement: Judgement,
+}
+
+impl MlOutcome {
+    /// Adds the judgement's score, observed and expected value to an event
+    /// this datapoint caused (our extension of the additional info).
+    pub fn annotate(&self, event: &mut ViolationEvent) {
+        let info = event
+            .violation_event_additional_info
+            .get_or_insert_with(Default::default);
+        let j = &self.judgement;
+        info.score = Some(j.score);
+        info.observed = Some(j.observed);
+        info.expected = Some(j.expected);
+    }
 }
 
 /// GetBehaviorModelTrainingSummaries' row, times in wall-clock time.
@@ -225,6 +240,7 @@ impl Models {
                     key: alarm_key(&j.device, config, pi, ri),
                     behavior: Arc::clone(&rule.behavior),
                     outcome: j.outcome(confidence, value),
+                    judgement: j.clone(),
                 });
             }
             for (device, since) in det.take_shifts() {

@@ -185,18 +185,31 @@ fn an_active_model_alarms_high_on_a_burst() {
             "{}",
             o.key.thing_name
         );
-        events.extend(book.observe(&o.key, &o.behavior, o.outcome, end(at)));
+        if let Some(mut e) = book.observe(&o.key, &o.behavior, o.outcome.clone(), end(at)) {
+            o.annotate(&mut e);
+            events.push(e);
+        }
     }
     assert_eq!(events.len(), 1, "{events:?}");
     let e = &events[0];
     assert_eq!(e.violation_event_type, ViolationEventType::InAlarm);
     assert_eq!(e.thing_name, "dev-3");
-    assert_eq!(
-        e.violation_event_additional_info
-            .as_ref()
-            .and_then(|i| i.confidence_level),
-        Some(ConfidenceLevel::High)
+    let info = e.violation_event_additional_info.expect("additional info");
+    assert_eq!(info.confidence_level, Some(ConfidenceLevel::High));
+    // Our extension: a HIGH score, and the burst against a few expected.
+    let (score, observed, expected) = (
+        info.score.expect("score"),
+        info.observed.expect("observed"),
+        info.expected.expect("expected"),
     );
+    assert!(score >= 8.0, "{info:?}");
+    assert!(observed >= 400.0 && expected < 100.0, "{info:?}");
+    let json = serde_json::to_value(e).expect("json");
+    assert_eq!(
+        json["violationEventAdditionalInfo"]["confidenceLevel"],
+        "HIGH"
+    );
+    assert!(json["violationEventAdditionalInfo"]["score"].is_number());
 }
 
 #[test]

@@ -175,7 +175,10 @@ pub(crate) fn close(shared: &Shared, windows: &mut Windows, now: Timestamp) -> P
         events.extend(book.observe(&j.key, &rule.behavior, outcome, now));
     }
     for o in ml {
-        events.extend(book.observe(&o.key, &o.behavior, o.outcome, now));
+        if let Some(mut e) = book.observe(&o.key, &o.behavior, o.outcome.clone(), now) {
+            o.annotate(&mut e);
+            events.push(e);
+        }
     }
     events.extend(shared.broker_profile.judge(&mut book, &snapshot, now));
     events.extend(book.sweep(now));
