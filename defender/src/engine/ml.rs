@@ -250,6 +250,28 @@ impl Models {
         out
     }
 
+    /// A BENIGN_POSITIVE on `thing`'s alarm of (`profile`, `behavior`)
+    /// that started at `since`: what the device did since is its normal
+    /// (`Detector::accept_now`). Nothing for other behaviours.
+    pub fn accept(
+        &mut self,
+        profile: &str,
+        behavior: &str,
+        thing: &str,
+        since: Timestamp,
+        now: Timestamp,
+    ) {
+        let (since, now) = (self.data_ts(since), self.data_ts(now));
+        if let Some(d) = self
+            .detectors
+            .iter_mut()
+            .find(|((p, b), _)| **p == *profile && **b == *behavior)
+            .map(|(_, d)| d)
+        {
+            d.accept_now(thing, since, now);
+        }
+    }
+
     /// One summary per ML behaviour of `config`, of `profile` only when
     /// given. A behaviour with no data yet is PENDING_BUILD at 0 %.
     pub fn summaries(&self, config: &Compiled, profile: Option<&str>) -> Vec<ModelSummary> {

@@ -205,6 +205,23 @@ fn an_active_model_alarms_high_on_a_burst() {
     assert!(score >= 8.0, "{info:?}");
     assert!(observed >= 400.0 && expected < 100.0, "{info:?}");
     let json = serde_json::to_value(e).expect("json");
+
+    // The operator marks it BENIGN_POSITIVE: the same burst right after is
+    // dev-3's new normal, while another device's equal burst still alarms.
+    let burst = |m: &mut Models, n: u64, who: usize, rng: &mut StdRng| {
+        let mut v: Vec<(String, f64)> = (0..8)
+            .map(|i| (format!("dev-{i}"), poisson(rng, 5.0)))
+            .collect();
+        v[who].1 = 400.0;
+        m.judge(&c, end(n), &points(&v))
+            .into_iter()
+            .filter(|o| matches!(o.outcome, DatapointOutcome::Violating(_)))
+            .map(|o| o.key.thing_name.to_string())
+            .collect::<Vec<_>>()
+    };
+    m.accept("ml", METRIC, "dev-3", end(at), end(at + 1));
+    assert_eq!(burst(&mut m, at + 1, 3, &mut rng), Vec::<String>::new());
+    assert_eq!(burst(&mut m, at + 2, 5, &mut rng), ["dev-5"]);
     assert_eq!(
         json["violationEventAdditionalInfo"]["confidenceLevel"],
         "HIGH"

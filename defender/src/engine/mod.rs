@@ -368,12 +368,28 @@ impl Defender {
         description: Option<String>,
     ) -> Result<(), StoreError> {
         let mut book = self.shared.book();
+        let benign = (state == VerificationState::BenignPositive)
+            .then(|| book.active_violation(violation_id))
+            .flatten();
         self.shared.db.violations().put_verification_state(
             &mut book,
             violation_id,
             state,
             description,
-        )
+        )?;
+        drop(book);
+        // An operator's "this is normal" on an ML alarm: the device's
+        // baseline takes what it did since the alarm began at once.
+        if let Some(a) = benign {
+            lock(&self.shared.ml).accept(
+                &a.security_profile_name,
+                &a.behavior.name,
+                &a.thing_name,
+                a.violation_start_time,
+                now(),
+            );
+        }
+        Ok(())
     }
 
     /// ListMetricValues.
