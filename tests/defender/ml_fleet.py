@@ -1,6 +1,6 @@
 """Steady traffic for tests/ml_detect.rs: DEVICES registered things on
 mutual TLS (fleet.py) each publishing 3 messages a second, until WORKDIR/stop
-appears or 55 s pass. When WORKDIR/attack appears, dev-0 sends one burst of
+appears or 90 s pass. When WORKDIR/attack appears, dev-0 sends one burst of
 300 messages (prints "attacked"). Prints "ready" once every device is
 connected.
 
@@ -19,7 +19,7 @@ def main(endpoint, ca, port, workdir, devices):
     fleet = [f.device(f"dev-{i}").connect() for i in range(int(devices))]
     print("ready", flush=True)
     attacked = False
-    deadline = time.time() + 55
+    deadline = time.time() + 90
     while time.time() < deadline and not os.path.exists(os.path.join(workdir, "stop")):
         tick = time.time()
         if not attacked and os.path.exists(os.path.join(workdir, "attack")):
