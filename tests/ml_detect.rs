@@ -7,12 +7,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::proc::Proc;
 use common::repo_root;
 use common::wardmq::Wardmq;
 use serde_json::Value;
@@ -113,39 +113,24 @@ fn ml_model_builds_and_alarms_on_a_burst() {
     );
 
     let work = tempfile::tempdir().expect("temp dir");
-    let mut fleet = Command::new("python3")
-        .arg(repo_root().join("tests/defender/ml_fleet.py"))
-        .arg(&w.admin)
-        .arg(w.ca_file())
-        .arg(w.tls_port.to_string())
-        .arg(work.path())
-        .arg("4")
-        .env("AWS_SHARED_CREDENTIALS_FILE", &w.credentials)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("PYTHONUNBUFFERED", "1")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_PROFILE")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn ml_fleet.py");
-    let (tx, lines) = mpsc::channel();
-    let stdout = fleet.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = |want: &str| {
-        let got = lines
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("ml_fleet.py never printed {want}"));
-        assert_eq!(got, want);
-    };
-    line("ready");
+    // Killed when dropped, so a failing assertion stops the traffic too.
+    let mut fleet = Proc::spawn(
+        Command::new("python3")
+            .arg(repo_root().join("tests/defender/ml_fleet.py"))
+            .arg(&w.admin)
+            .arg(w.ca_file())
+            .arg(w.tls_port.to_string())
+            .arg(work.path())
+            .arg("4")
+            .env("AWS_SHARED_CREDENTIALS_FILE", &w.credentials)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("PYTHONUNBUFFERED", "1")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE"),
+    );
+    fleet.wait_line("the devices to connect", |l| l == "ready");
 
     // Collection starts; the first model day that ends with 30 datapoints
     // in it builds the model (at most two 12 s days).
@@ -189,7 +174,7 @@ fn ml_model_builds_and_alarms_on_a_burst() {
     );
 
     std::fs::write(work.path().join("attack"), "").expect("attack file");
-    line("attacked");
+    fleet.wait_line("the burst", |l| l == "attacked");
     let alarm = wait("the burst's ML alarm", Duration::from_secs(10), || {
         let v = w.aws(&["list-active-violations", "--security-profile-name", PROFILE]);
         v["activeViolations"].as_array()?.first().cloned()
@@ -208,7 +193,7 @@ fn ml_model_builds_and_alarms_on_a_burst() {
     );
 
     std::fs::write(work.path().join("stop"), "").expect("stop file");
-    line("ml fleet: ok");
-    let status = common::wait_output(&mut fleet, Duration::from_secs(20)).status;
+    fleet.wait_line("ml_fleet.py to finish", |l| l == "ml fleet: ok");
+    let status = fleet.child.wait().expect("wait for ml_fleet.py");
     assert!(status.success(), "ml_fleet.py failed");
 }
