@@ -19,6 +19,7 @@ use wardmq_broker::authz::Policy;
 use wardmq_broker::scope::Scope;
 use wardmq_broker::settings::{Limits, QueueFullPolicy, Settings, TlsSettings};
 use wardmq_defender::alerts::sink_name;
+use wardmq_defender::ml::ModelGate;
 use wardmq_defender::settings::{
     AlertSinkKind, AlertSinkSettings, BrokerLimits, BrokerProfileSettings, DefenderSettings,
 };
@@ -115,6 +116,11 @@ pub struct DefenderConfig {
     pub violation_retention_days: i64,
     pub invalidate_after_secs: i64,
     pub statistical_min_devices: i64,
+    pub ml_min_days: i64,
+    pub ml_min_datapoints: i64,
+    pub ml_max_failed_builds: i64,
+    pub ml_fast_start_days: i64,
+    pub ml_period_seconds: i64,
     pub alert_sinks: Vec<AlertSinkConfig>,
     pub broker_profile: BrokerProfileConfig,
 }
@@ -400,6 +406,11 @@ impl Default for DefenderConfig {
             violation_retention_days: wide(d.violation_retention.as_secs() / DAY),
             invalidate_after_secs: wide(d.invalidate_after.as_secs()),
             statistical_min_devices: wide(d.statistical_min_devices),
+            ml_min_days: wide(d.ml_gate.min_days),
+            ml_min_datapoints: wide(d.ml_gate.min_datapoints),
+            ml_max_failed_builds: wide(d.ml_gate.max_failed_builds),
+            ml_fast_start_days: wide(d.ml_gate.fast_start_days),
+            ml_period_seconds: d.ml_period_secs,
             alert_sinks: Vec::new(),
             broker_profile: BrokerProfileConfig::default(),
         }
@@ -972,6 +983,29 @@ impl DefenderConfig {
                 1..=1_000_000,
             ),
             broker_profile: self.broker_profile.build(c, &sinks),
+            ml_gate: ModelGate {
+                min_days: c.int("defender.ml_min_days", self.ml_min_days, 0..=365),
+                min_datapoints: c.int(
+                    "defender.ml_min_datapoints",
+                    self.ml_min_datapoints,
+                    0..=1_000_000_000,
+                ),
+                max_failed_builds: c.int(
+                    "defender.ml_max_failed_builds",
+                    self.ml_max_failed_builds,
+                    0..=365,
+                ),
+                fast_start_days: c.int(
+                    "defender.ml_fast_start_days",
+                    self.ml_fast_start_days,
+                    0..=365,
+                ),
+            },
+            ml_period_secs: c.int(
+                "defender.ml_period_seconds",
+                self.ml_period_seconds,
+                1..=86_400,
+            ),
             alert_sinks: sinks,
         }
     }

@@ -26,6 +26,12 @@ pub struct DefenderSettings {
     /// Where `alertTargets.SNS.alertTargetArn` can point.
     pub alert_sinks: Vec<AlertSinkSettings>,
     pub broker_profile: BrokerProfileSettings,
+    /// When ML Detect models may be built and used.
+    pub ml_gate: crate::ml::ModelGate,
+    /// Data-clock seconds one datapoint period stands for: 300 (AWS), so a
+    /// model's day is 288 periods whatever the real period. Larger values
+    /// shorten the model's day (tests, demos).
+    pub ml_period_secs: i64,
 }
 
 impl Default for DefenderSettings {
@@ -40,6 +46,8 @@ impl Default for DefenderSettings {
             statistical_min_devices: 1,
             alert_sinks: Vec::new(),
             broker_profile: BrokerProfileSettings::default(),
+            ml_gate: crate::ml::ModelGate::default(),
+            ml_period_secs: 300,
         }
     }
 }

@@ -14,6 +14,7 @@ mod groups;
 pub mod issuer;
 mod logging;
 mod mitigation;
+mod ml_models;
 mod policies;
 mod principals;
 mod prometheus;

@@ -17,7 +17,7 @@ use super::credentials::Credentials;
 use super::issuer::Issuer;
 use super::{
     audit, auth, ca_certificates, certificates, custom_metrics, dimensions, error, groups, logging,
-    mitigation, policies, principals, prometheus, security_profiles, things, violations,
+    mitigation, ml_models, policies, principals, prometheus, security_profiles, things, violations,
 };
 
 /// What every handler works with.
@@ -65,6 +65,7 @@ fn signed(state: Shared) -> Router {
         .merge(groups::routes())
         .merge(logging::routes())
         .merge(violations::routes())
+        .merge(ml_models::routes())
         .merge(security_profiles::routes())
         .merge(dimensions::routes())
         .merge(custom_metrics::routes())

@@ -4,6 +4,7 @@ use wardmq_defender::alerts::AlertRouter;
 use wardmq_defender::audit::Audit;
 use wardmq_defender::engine::{Defender, EVALUATION_BOUNDS_S};
 use wardmq_defender::mitigation::Mitigation;
+use wardmq_defender::ml::ModelStatus;
 
 use super::exposition::{Exposition, Kind};
 
@@ -67,6 +68,31 @@ pub(super) fn write(
             &[("profile", profile), ("behavior", behavior), ("type", kind)],
             *n as f64,
         );
+    }
+    let models = d.model_summaries(None);
+    if !models.is_empty() {
+        e.family(
+            "wardmq_defender_model_status",
+            "ML Detect model lifecycle: 1 for the status each (profile, behaviour) model is in, 0 for the others.",
+            Kind::Gauge,
+        );
+        for m in &models {
+            for status in [
+                ModelStatus::PendingBuild,
+                ModelStatus::Active,
+                ModelStatus::Expired,
+            ] {
+                e.sample(
+                    "wardmq_defender_model_status",
+                    &[
+                        ("profile", &m.profile),
+                        ("behavior", &m.behavior),
+                        ("status", status.as_str()),
+                    ],
+                    if m.status == status { 1.0 } else { 0.0 },
+                );
+            }
+        }
     }
     if let Some(router) = alerts {
         let sinks = router.stats();

@@ -403,6 +403,7 @@ fn additional_info(b: &Behavior) -> Option<ViolationEventAdditionalInfo> {
     let ml = b.criteria.as_ref()?.ml_detection_config?;
     Some(ViolationEventAdditionalInfo {
         confidence_level: Some(ml.confidence_level),
+        ..ViolationEventAdditionalInfo::default()
     })
 }
 

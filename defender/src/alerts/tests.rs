@@ -220,6 +220,7 @@ fn sns_message_carries_ml_info_and_verification_state_and_omits_absent_value() {
     });
     e.violation_event_additional_info = Some(ViolationEventAdditionalInfo {
         confidence_level: Some(ConfidenceLevel::High),
+        ..ViolationEventAdditionalInfo::default()
     });
     let sent: Value = serde_json::from_slice(&sns_message(&e)).unwrap();
     assert_eq!(sent["violationEventType"], "alarm-invalidated");

@@ -414,11 +414,20 @@ pub enum VerificationState {
     Unknown,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ViolationEventAdditionalInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence_level: Option<ConfidenceLevel>,
+    /// Our extension on ML Detect events (AWS clients ignore unknown
+    /// members): the datapoint's anomaly score and the observed and
+    /// expected value of the window that scored highest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<f64>,
 }
 
 /// One alarm transition, as ListViolationEvents returns it. Whether it was

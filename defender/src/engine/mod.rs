@@ -16,6 +16,7 @@
 
 mod broker_profile;
 mod config;
+mod ml;
 mod period;
 mod reports;
 mod tally;
@@ -23,6 +24,8 @@ mod worker;
 
 #[cfg(test)]
 mod bench;
+#[cfg(test)]
+mod ml_tests;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +42,7 @@ pub use config::{
     store_dimension, Compiled, DetectConfig, MetricRef, Profile, ProfileConfig, Rule, Series,
     Target,
 };
+pub use ml::ModelSummary;
 pub use period::PeriodStats;
 pub use tally::{event_type, Tally, ViolationCounts, EVALUATION_BOUNDS_S};
 
@@ -50,7 +54,8 @@ use crate::metrics::{Collector, CollectorConfig};
 use crate::report::{DeviceReport, ReportThrottle};
 use crate::settings::DefenderSettings;
 use crate::store::{
-    list_active, DefenderDb, MetricDatum, Page, SeriesKey, StoreError, ViolationFilter,
+    list_active, page_sorted, DefenderDb, Fingerprint, MetricDatum, Page, SeriesKey, StoreError,
+    TokenKind, ViolationFilter,
 };
 
 /// Where violation events go when their profile has an alert target.
@@ -100,6 +105,7 @@ pub(crate) struct Shared {
     broker_profile: broker_profile::BrokerProfile,
     last_period: Mutex<PeriodStats>,
     totals: tally::Totals,
+    ml: Mutex<ml::Models>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -207,6 +213,7 @@ impl Defender {
         )
         .map_err(|e| StoreError::InvalidRequest(e.to_string()))?;
         let settings_broker = settings.broker_profile.clone();
+        let models = ml::Models::new(&settings);
         let shared = Arc::new(Shared {
             settings,
             collector,
@@ -220,6 +227,7 @@ impl Defender {
             broker_profile: broker_profile::BrokerProfile::new(&settings_broker),
             last_period: Mutex::default(),
             totals: tally::Totals::default(),
+            ml: Mutex::new(models),
         });
         let (work, queue) = sync_channel(REPORT_QUEUE);
         let handle = worker::spawn(shared.clone(), queue)?;
@@ -287,6 +295,45 @@ impl Defender {
         *lock(&self.shared.last_period)
     }
 
+    /// The ML models of `profile`, or of every profile, in configuration
+    /// order.
+    pub fn model_summaries(&self, profile: Option<&str>) -> Vec<ModelSummary> {
+        let config = self.shared.config();
+        lock(&self.shared.ml).summaries(&config, profile)
+    }
+
+    /// GetBehaviorModelTrainingSummaries: a page of
+    /// [`Self::model_summaries`] by (profile, behaviour); `maxResults` is
+    /// 1–10 as in the model.
+    pub fn model_training_summaries(
+        &self,
+        profile: Option<&str>,
+        max_results: Option<u32>,
+        next_token: Option<&str>,
+    ) -> Result<Page<ModelSummary>, StoreError> {
+        if let Some(n) = max_results.filter(|n| !(1..=10).contains(n)) {
+            return Err(StoreError::InvalidRequest(format!(
+                "maxResults must be between 1 and 10, got {n}"
+            )));
+        }
+        let mut all = self.model_summaries(profile);
+        let key = |s: &ModelSummary| {
+            let mut k = s.profile.as_bytes().to_vec();
+            k.push(0);
+            k.extend_from_slice(s.behavior.as_bytes());
+            k
+        };
+        all.sort_by_key(key);
+        page_sorted(
+            all,
+            key,
+            TokenKind::ModelSummaries,
+            Fingerprint::new().opt(profile.map(str::as_bytes)),
+            Some(max_results.unwrap_or(10)),
+            next_token,
+        )
+    }
+
     /// ListActiveViolations.
     pub fn list_active_violations(
         &self,
@@ -321,12 +368,28 @@ impl Defender {
         description: Option<String>,
     ) -> Result<(), StoreError> {
         let mut book = self.shared.book();
+        let benign = (state == VerificationState::BenignPositive)
+            .then(|| book.active_violation(violation_id))
+            .flatten();
         self.shared.db.violations().put_verification_state(
             &mut book,
             violation_id,
             state,
             description,
-        )
+        )?;
+        drop(book);
+        // An operator's "this is normal" on an ML alarm: the device's
+        // baseline takes what it did since the alarm began at once.
+        if let Some(a) = benign {
+            lock(&self.shared.ml).accept(
+                &a.security_profile_name,
+                &a.behavior.name,
+                &a.thing_name,
+                a.violation_start_time,
+                now(),
+            );
+        }
+        Ok(())
     }
 
     /// ListMetricValues.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::{Compiled, MetricRef, Series};
+use super::ml::MlPoint;
 use super::Shared;
 use crate::alarms::AlarmKey;
 use crate::detect::evaluate::{DatapointOutcome, Measurement};
@@ -109,6 +110,7 @@ pub(crate) fn close(shared: &Shared, windows: &mut Windows, now: Timestamp) -> P
     let mut judgments = Vec::new();
     let mut stored: Vec<(Arc<str>, &Series, MetricValue)> = Vec::new();
     let mut next_windows = Windows::new();
+    let mut ml_points = Vec::new();
     for (thing, period) in &snapshot.things {
         let profiles = shared.profiles_for(&config, thing);
         for &pi in &profiles {
@@ -117,6 +119,17 @@ pub(crate) fn close(shared: &Shared, windows: &mut Windows, now: Timestamp) -> P
                 let Some(m) = cloud_measurement(period, &rule.series) else {
                     continue;
                 };
+                if rule.compiled.is_machine_learning() {
+                    if let Some(value) = m.as_scalar() {
+                        ml_points.push(MlPoint {
+                            profile: pi,
+                            rule: ri,
+                            thing: thing.clone(),
+                            value,
+                        });
+                    }
+                    continue;
+                }
                 let key = alarm_key(thing, &config, pi, ri);
                 let m = if rule.periods > 1 {
                     let largest =
@@ -142,6 +155,11 @@ pub(crate) fn close(shared: &Shared, windows: &mut Windows, now: Timestamp) -> P
     *windows = next_windows;
 
     let fleet = fleet_thresholds(shared, &config, &judgments);
+    let ml = {
+        let mut models = super::lock(&shared.ml);
+        models.seed(shared, &config, now);
+        models.judge(&config, now, &ml_points)
+    };
     let mut book = shared.book();
     let mut events = Vec::new();
     for j in &judgments {
@@ -156,6 +174,12 @@ pub(crate) fn close(shared: &Shared, windows: &mut Windows, now: Timestamp) -> P
         }
         events.extend(book.observe(&j.key, &rule.behavior, outcome, now));
     }
+    for o in ml {
+        if let Some(mut e) = book.observe(&o.key, &o.behavior, o.outcome.clone(), now) {
+            o.annotate(&mut e);
+            events.push(e);
+        }
+    }
     events.extend(shared.broker_profile.judge(&mut book, &snapshot, now));
     events.extend(book.sweep(now));
     events.extend(book.invalidate_where(now, |k| !shared.monitors(&config, k)));
@@ -169,7 +193,7 @@ pub(crate) fn close(shared: &Shared, windows: &mut Windows, now: Timestamp) -> P
     let stats = PeriodStats {
         end: now,
         things: snapshot.things.len(),
-        judgments: judgments.len(),
+        judgments: judgments.len() + ml_points.len(),
         events: events.len(),
         stored: stored.len(),
         collect: collected - started,

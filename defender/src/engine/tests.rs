@@ -316,19 +316,28 @@ fn case_9_reports_are_judged_on_receipt() {
             .and_then(|v| v.ports.clone()),
         Some(vec![8888, 443])
     );
-    let values = f
-        .defender
-        .list_metric_values(
-            "T1",
-            "aws:all-bytes-out",
-            None,
-            Timestamp::from_millis(0),
-            now(),
-            None,
-            None,
-        )
-        .expect("values");
-    assert_eq!(values.items[0].value.count, Some(77));
+    // The datapoints are stored just after the alarm is committed.
+    let mut values = Vec::new();
+    for _ in 0..200 {
+        values = f
+            .defender
+            .list_metric_values(
+                "T1",
+                "aws:all-bytes-out",
+                None,
+                Timestamp::from_millis(0),
+                now(),
+                None,
+                None,
+            )
+            .expect("values")
+            .items;
+        if !values.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(values.first().and_then(|v| v.value.count), Some(77));
 
     std::thread::sleep(std::time::Duration::from_millis(1100));
     f.defender

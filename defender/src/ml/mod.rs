@@ -35,4 +35,4 @@ pub use level::Level;
 pub use status::{ModelGate, ModelStatus};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -12,7 +12,7 @@ use super::{Detector, DetectorConfig, Level, MetricKind, ModelGate, ModelStatus,
 /// 2024-06-03, a Monday.
 const T0: i64 = 1_717_372_800;
 
-fn poisson(rng: &mut StdRng, lambda: f64) -> f64 {
+pub(crate) fn poisson(rng: &mut StdRng, lambda: f64) -> f64 {
     if lambda > 50.0 {
         let u1: f64 = rng.random_range(1e-12..1.0);
         let u2: f64 = rng.random();

@@ -40,6 +40,20 @@ pub(crate) fn put_series(out: &mut Vec<u8>, series: &SeriesKey<'_>) -> Result<()
     Ok(())
 }
 
+/// The (thing, metric, dimension) a series prefix holds; `None` unless it
+/// is exactly three well-formed names.
+pub(crate) fn parse_series(mut prefix: &[u8]) -> Option<[&str; 3]> {
+    let mut names = [""; 3];
+    for name in &mut names {
+        let (len, rest) = prefix.split_first_chunk::<2>()?;
+        let len = usize::from(u16::from_be_bytes(*len));
+        let (bytes, rest) = rest.split_at_checked(len)?;
+        *name = std::str::from_utf8(bytes).ok()?;
+        prefix = rest;
+    }
+    prefix.is_empty().then_some(names)
+}
+
 /// The series prefix alone, for building range bounds.
 pub(crate) fn series_prefix(series: &SeriesKey<'_>) -> Result<Vec<u8>, StoreError> {
     let mut out =
@@ -68,6 +82,11 @@ pub(crate) fn time_index_key(ts_ms: u64, prefix: &[u8]) -> Vec<u8> {
 }
 
 /// The datapoint key a time-index key points at (the same bytes, rotated).
+/// The timestamp and series prefix of a time-index key.
+pub(crate) fn split_time_index(index_key: &[u8]) -> Option<(u64, &[u8])> {
+    split_u64_front(index_key)
+}
+
 pub(crate) fn datapoint_key_from_index(index_key: &[u8]) -> Option<Vec<u8>> {
     let (ts, prefix) = split_u64_front(index_key)?;
     Some(datapoint_key(prefix, ts))
@@ -150,6 +169,12 @@ mod tests {
         let ik = time_index_key(42, &a);
         assert_eq!(datapoint_key_from_index(&ik), Some(datapoint_key(&a, 42)));
         assert_eq!(datapoint_ts(&datapoint_key(&a, 42)), Some(42));
+        assert_eq!(split_time_index(&ik), Some((42, a.as_slice())));
+        assert_eq!(parse_series(&a), Some(["ab", "c", ""]));
+        assert_eq!(parse_series(&b), Some(["a", "bc", ""]));
+        // Truncated, or with bytes left over: not a series.
+        assert_eq!(parse_series(&a[..a.len() - 1]), None);
+        assert_eq!(parse_series(&ik), None);
     }
 
     #[test]

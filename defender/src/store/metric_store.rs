@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use super::codec::{decode_metric_value, encode_metric_value};
 use super::error::{storage, StoreError};
 use super::keys::{
-    datapoint_key, datapoint_key_from_index, datapoint_ts, series_prefix, time_index_key, SeriesKey,
+    datapoint_key, datapoint_key_from_index, datapoint_ts, parse_series, series_prefix,
+    split_time_index, time_index_key, SeriesKey,
 };
 use super::page::{decode_token, encode_token, page_size, Fingerprint, Page, TokenKind};
 use super::tables::{METRIC_BY_TIME, METRIC_POINTS};
@@ -159,6 +160,47 @@ impl MetricStore {
             _ => None,
         };
         Ok(Page { items, next_token })
+    }
+
+    /// Every datapoint of `metric` (no dimension) stored at `from` or later
+    /// and before `to`, oldest first, to `visit(timestamp, thing, value)`.
+    /// Reads the time index, so the cost is what the range holds.
+    pub fn scan_metric(
+        &self,
+        metric: &str,
+        from: Timestamp,
+        to: Timestamp,
+        mut visit: impl FnMut(Timestamp, &str, &MetricValue),
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let points = txn.open_table(METRIC_POINTS).map_err(storage)?;
+        let by_time = txn.open_table(METRIC_BY_TIME).map_err(storage)?;
+        let (lo, hi) = (from.as_millis().to_be_bytes(), to.as_millis().to_be_bytes());
+        for row in by_time
+            .range::<&[u8]>(lo.as_slice()..hi.as_slice())
+            .map_err(storage)?
+        {
+            let (k, _) = row.map_err(storage)?;
+            let Some((ts, prefix)) = split_time_index(k.value()) else {
+                continue;
+            };
+            let Some([thing, m, dimension]) = parse_series(prefix) else {
+                continue;
+            };
+            if m != metric || !dimension.is_empty() {
+                continue;
+            }
+            let Some(v) = points
+                .get(datapoint_key(prefix, ts).as_slice())
+                .map_err(storage)?
+            else {
+                continue;
+            };
+            if let Some(value) = decode_metric_value(v.value()) {
+                visit(Timestamp::from_millis(ts), thing, &value);
+            }
+        }
+        Ok(())
     }
 
     /// Deletes every datapoint older than `before` (strictly), in one

@@ -35,6 +35,7 @@ pub(crate) enum TokenKind {
     TargetProfiles = 6,
     Dimensions = 7,
     CustomMetrics = 8,
+    ModelSummaries = 9,
     // The audit's lists, numbered apart from the Detect ones.
     AuditFindingsByTask = 20,
     AuditFindingsByTime = 21,

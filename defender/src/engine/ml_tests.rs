@@ -1,0 +1,307 @@
+//! The live engine's ML models on a fake data clock: each period's end is
+//! given, never read from the wall, so weeks of datapoints take no time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::config::{Compiled, DetectConfig, ProfileConfig, Target};
+use super::ml::{MlPoint, ModelSummary, Models};
+use crate::alarms::{AlarmBook, AlarmConfig, ViolationIdGen};
+use crate::detect::evaluate::DatapointOutcome;
+use crate::detect::model::{ConfidenceLevel, Timestamp, ViolationEventType};
+use crate::ml::replay::ml_behavior;
+use crate::ml::tests::poisson;
+use crate::ml::{Level, ModelGate, ModelStatus};
+use crate::settings::DefenderSettings;
+
+const METRIC: &str = "aws:num-messages-sent";
+/// Periods in a data-clock day at the default 300 s.
+const DAY: u64 = 288;
+/// The period ending at a UTC midnight (2024-06-03, a Monday).
+const START: u64 = 19_877 * DAY;
+
+fn config() -> Compiled {
+    Compiled::new(&DetectConfig {
+        profiles: vec![ProfileConfig {
+            name: "ml".into(),
+            behaviors: vec![ml_behavior(METRIC, Level::High, 1)],
+            targets: vec![Target::AllThings],
+            alert_target_arn: None,
+            retain: Vec::new(),
+        }],
+        ..DetectConfig::default()
+    })
+}
+
+fn models(gate: ModelGate) -> Models {
+    Models::new(&DefenderSettings {
+        datapoint_period: Duration::from_secs(1),
+        ml_gate: gate,
+        ..DefenderSettings::default()
+    })
+}
+
+/// The end of period `n` counted from [`START`], at a 1 s real period.
+fn end(n: u64) -> Timestamp {
+    Timestamp::from_millis((START + n) * 1000)
+}
+
+fn points(values: &[(String, f64)]) -> Vec<MlPoint> {
+    values
+        .iter()
+        .map(|(thing, value)| MlPoint {
+            profile: 0,
+            rule: 0,
+            thing: Arc::from(thing.as_str()),
+            value: *value,
+        })
+        .collect()
+}
+
+/// `devices` devices sending Poisson(5) messages each period, for `days`
+/// days of periods starting at period `from`.
+fn feed(m: &mut Models, c: &Compiled, rng: &mut StdRng, devices: usize, from: u64, days: u64) {
+    for n in from..from + days * DAY {
+        let v: Vec<(String, f64)> = (0..devices)
+            .map(|i| (format!("dev-{i}"), poisson(rng, 5.0)))
+            .collect();
+        m.judge(c, end(n), &points(&v));
+    }
+}
+
+fn summary(m: &Models, c: &Compiled) -> ModelSummary {
+    let s = m.summaries(c, Some("ml"));
+    assert_eq!(s.len(), 1, "{s:?}");
+    s.into_iter().next().expect("one")
+}
+
+#[test]
+fn no_data_yet_is_pending_at_zero() {
+    let s = summary(&models(ModelGate::default()), &config());
+    assert_eq!(s.status, ModelStatus::PendingBuild);
+    assert_eq!(s.datapoints_collection_percentage, 0.0);
+    assert_eq!(s.training_data_collection_start, None);
+    assert_eq!((s.profile.as_str(), s.behavior.as_str()), ("ml", METRIC));
+}
+
+#[test]
+fn five_devices_for_fourteen_days_stay_pending_seven_build() {
+    // Spec case 26: 5 × 288 × 14 = 20,160 < 25,000.
+    let c = config();
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut m = models(ModelGate::default());
+    feed(&mut m, &c, &mut rng, 5, 1, 14);
+    // The first period of day 14 trains on days 0–13.
+    m.judge(&c, end(14 * DAY + 1), &[]);
+    let s = summary(&m, &c);
+    assert_eq!(s.status, ModelStatus::PendingBuild);
+    assert!(
+        (s.datapoints_collection_percentage - 80.64).abs() < 1e-9,
+        "{s:?}"
+    );
+    // Collection started with the first datapoint, in wall time.
+    assert_eq!(s.training_data_collection_start, Some(end(1)));
+    assert_eq!(s.last_model_refresh, None);
+
+    let mut m = models(ModelGate::default());
+    feed(&mut m, &c, &mut rng, 7, 1, 14);
+    m.judge(&c, end(14 * DAY + 1), &[]);
+    let s = summary(&m, &c);
+    assert_eq!(s.status, ModelStatus::Active, "{s:?}");
+    assert_eq!(s.datapoints_collection_percentage, 100.0);
+    // Refreshed with the period starting at the data clock's midnight.
+    assert_eq!(s.last_model_refresh, Some(end(14 * DAY + 1)));
+}
+
+#[test]
+fn failing_builds_expire() {
+    let gate = ModelGate {
+        min_days: 2,
+        min_datapoints: 1000,
+        max_failed_builds: 3,
+        fast_start_days: 0,
+    };
+    let c = config();
+    let mut m = models(gate);
+    let mut status = Vec::new();
+    for day in 0..6 {
+        // Ten datapoints a day: never the 1,000 a build needs.
+        for n in 1..=DAY {
+            let v = if n <= 10 {
+                vec![("dev-0".to_owned(), 3.0)]
+            } else {
+                Vec::new()
+            };
+            m.judge(&c, end(day * DAY + n), &points(&v));
+        }
+        status.push(summary(&m, &c).status);
+    }
+    use ModelStatus::*;
+    // Builds fail from day 2 (the first with two days of data); the third
+    // failure, on day 4, expires the model, for good.
+    assert_eq!(
+        status,
+        [
+            PendingBuild,
+            PendingBuild,
+            PendingBuild,
+            PendingBuild,
+            Expired,
+            Expired
+        ]
+    );
+}
+
+#[test]
+fn an_active_model_alarms_high_on_a_burst() {
+    let gate = ModelGate {
+        min_days: 3,
+        min_datapoints: 2000,
+        ..ModelGate::default()
+    };
+    let c = config();
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut m = models(gate);
+    feed(&mut m, &c, &mut rng, 8, 1, 4);
+    assert_eq!(summary(&m, &c).status, ModelStatus::Active);
+
+    let mut book = AlarmBook::new(AlarmConfig::default(), ViolationIdGen::new(0));
+    let at = 4 * DAY + 1;
+    let mut v: Vec<(String, f64)> = (0..8)
+        .map(|i| (format!("dev-{i}"), poisson(&mut rng, 5.0)))
+        .collect();
+    v[3].1 = 400.0;
+    let out = m.judge(&c, end(at), &points(&v));
+    assert_eq!(out.len(), 8);
+    let mut events = Vec::new();
+    for o in out {
+        let violating = matches!(o.outcome, DatapointOutcome::Violating(_));
+        assert_eq!(
+            violating,
+            &*o.key.thing_name == "dev-3",
+            "{}",
+            o.key.thing_name
+        );
+        if let Some(mut e) = book.observe(&o.key, &o.behavior, o.outcome.clone(), end(at)) {
+            o.annotate(&mut e);
+            events.push(e);
+        }
+    }
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(e.violation_event_type, ViolationEventType::InAlarm);
+    assert_eq!(e.thing_name, "dev-3");
+    let info = e.violation_event_additional_info.expect("additional info");
+    assert_eq!(info.confidence_level, Some(ConfidenceLevel::High));
+    // Our extension: a HIGH score, and the burst against a few expected.
+    let (score, observed, expected) = (
+        info.score.expect("score"),
+        info.observed.expect("observed"),
+        info.expected.expect("expected"),
+    );
+    assert!(score >= 8.0, "{info:?}");
+    assert!(observed >= 400.0 && expected < 100.0, "{info:?}");
+    let json = serde_json::to_value(e).expect("json");
+
+    // The operator marks it BENIGN_POSITIVE: the same burst right after is
+    // dev-3's new normal, while another device's equal burst still alarms.
+    let burst = |m: &mut Models, n: u64, who: usize, rng: &mut StdRng| {
+        let mut v: Vec<(String, f64)> = (0..8)
+            .map(|i| (format!("dev-{i}"), poisson(rng, 5.0)))
+            .collect();
+        v[who].1 = 400.0;
+        m.judge(&c, end(n), &points(&v))
+            .into_iter()
+            .filter(|o| matches!(o.outcome, DatapointOutcome::Violating(_)))
+            .map(|o| o.key.thing_name.to_string())
+            .collect::<Vec<_>>()
+    };
+    m.accept("ml", METRIC, "dev-3", end(at), end(at + 1));
+    assert_eq!(burst(&mut m, at + 1, 3, &mut rng), Vec::<String>::new());
+    assert_eq!(burst(&mut m, at + 2, 5, &mut rng), ["dev-5"]);
+    assert_eq!(
+        json["violationEventAdditionalInfo"]["confidenceLevel"],
+        "HIGH"
+    );
+    assert!(json["violationEventAdditionalInfo"]["score"].is_number());
+}
+
+#[test]
+fn models_of_removed_behaviours_are_dropped() {
+    let c = config();
+    let mut m = models(ModelGate::default());
+    m.judge(&c, end(1), &points(&[("dev-0".to_owned(), 1.0)]));
+    assert!(summary(&m, &c).training_data_collection_start.is_some());
+    m.judge(&Compiled::new(&DetectConfig::default()), end(2), &[]);
+    assert!(summary(&m, &c).training_data_collection_start.is_none());
+}
+
+struct NoAlerts;
+
+impl super::AlertSender for NoAlerts {
+    fn send(&self, _: &str, _: &crate::detect::model::ViolationEvent) {}
+}
+
+#[test]
+fn a_restart_rebuilds_models_from_stored_datapoints() {
+    use crate::store::{DefenderDb, SeriesKey, ViolationFilter};
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = DefenderDb::open(dir.path()).expect("db");
+    // Three devices' datapoints for the last 700 one-second periods (two
+    // model days and more), as an earlier run stored them.
+    let now_s = super::now().as_millis() / 1000;
+    let first = Timestamp::from_millis((now_s - 700) * 1000);
+    let value = crate::detect::model::MetricValue {
+        count: Some(5),
+        ..Default::default()
+    };
+    let things = ["dev-0", "dev-1", "dev-2"];
+    let rows: Vec<_> = things
+        .iter()
+        .flat_map(|t| {
+            (0..700).map(|k| {
+                (
+                    SeriesKey::new(t, METRIC, ""),
+                    Timestamp::from_millis((now_s - 700 + k) * 1000),
+                    &value,
+                )
+            })
+        })
+        .collect();
+    db.metrics().put_period(&rows).expect("store");
+    let settings = DefenderSettings {
+        datapoint_period: Duration::from_secs(1),
+        ml_gate: ModelGate {
+            min_days: 1,
+            min_datapoints: 500,
+            ..ModelGate::default()
+        },
+        ..DefenderSettings::default()
+    };
+    let d = super::Defender::start(settings, db, None, Arc::new(NoAlerts)).expect("start");
+    d.set_config(&DetectConfig {
+        profiles: vec![ProfileConfig {
+            name: "ml".into(),
+            behaviors: vec![ml_behavior(METRIC, Level::High, 1)],
+            targets: vec![Target::AllThings],
+            alert_target_arn: None,
+            retain: Vec::new(),
+        }],
+        ..DetectConfig::default()
+    });
+    let before = d.model_summaries(None);
+    assert_eq!(before[0].status, ModelStatus::PendingBuild);
+    d.close_period_now();
+    let s = d.model_summaries(Some("ml"));
+    assert_eq!(s[0].status, ModelStatus::Active, "{s:?}");
+    assert_eq!(s[0].training_data_collection_start, Some(first));
+    let active = d
+        .list_active_violations(&ViolationFilter::default(), None, None)
+        .expect("list");
+    assert!(active.items.is_empty(), "history raised {:?}", active.items);
+    d.shutdown();
+}
