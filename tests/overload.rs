@@ -136,25 +136,6 @@ fn admin_url(b: &Proc) -> String {
         .to_owned()
 }
 
-/// `GET /metrics` on the admin API; the sample `name` (with labels) as a
-/// number.
-fn metric(admin: &str, name: &str) -> f64 {
-    let addr = admin.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).expect("admin");
-    s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("response");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} in /metrics"))
-}
-
 #[test]
 fn stuck_subscribers_cost_bounded_memory_and_their_drops_are_counted() {
     let dir = tempfile::tempdir().expect("dir");

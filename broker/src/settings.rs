@@ -78,6 +78,14 @@ pub struct Limits {
     /// Time a connection may take to send CONNECT.
     pub connect_timeout: Duration,
     pub max_client_id_len: usize,
+    /// New connections a second one source address (IPv6: one /64) may
+    /// open, checked before the TLS handshake; 0 turns the limit off.
+    pub connection_rate_per_ip: u32,
+    /// How many it may open at once after a quiet spell.
+    pub connection_burst_per_ip: u32,
+    /// New connections a second for the whole broker; 0 turns it off.
+    pub connection_rate: u32,
+    pub connection_burst: u32,
 }
 
 impl Default for Limits {
@@ -95,6 +103,10 @@ impl Default for Limits {
             max_session_expiry: Duration::from_secs(7 * 24 * 3600),
             connect_timeout: Duration::from_secs(10),
             max_client_id_len: 128,
+            connection_rate_per_ip: 20,
+            connection_burst_per_ip: 100,
+            connection_rate: 1000,
+            connection_burst: 2000,
         }
     }
 }
