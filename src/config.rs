@@ -317,6 +317,9 @@ pub struct LimitsConfig {
     pub connection_burst_per_ip: i64,
     pub connection_rate: i64,
     pub connection_burst: i64,
+    pub max_subscriptions_per_client: i64,
+    pub max_topic_len: i64,
+    pub max_topic_levels: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -372,6 +375,9 @@ impl Default for LimitsConfig {
             connection_burst_per_ip: l.connection_burst_per_ip.into(),
             connection_rate: l.connection_rate.into(),
             connection_burst: l.connection_burst.into(),
+            max_subscriptions_per_client: wide(l.max_subscriptions_per_client),
+            max_topic_len: wide(l.max_topic_len),
+            max_topic_levels: wide(l.max_topic_levels),
         }
     }
 }
@@ -736,6 +742,13 @@ impl Config {
                 l.connection_burst,
                 1..=MAX_CONNECTION_RATE,
             ),
+            max_subscriptions_per_client: c.int(
+                "limits.max_subscriptions_per_client",
+                l.max_subscriptions_per_client,
+                1..=i64::MAX,
+            ),
+            max_topic_len: c.int("limits.max_topic_len", l.max_topic_len, 1..=u16_max),
+            max_topic_levels: c.int("limits.max_topic_levels", l.max_topic_levels, 1..=u16_max),
         };
         // Cross-field rules only when both sides are in range, so one bad
         // value is reported once.

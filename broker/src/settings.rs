@@ -86,6 +86,20 @@ pub struct Limits {
     /// New connections a second for the whole broker; 0 turns it off.
     pub connection_rate: u32,
     pub connection_burst: u32,
+    /// Subscriptions one session may hold; more get SUBACK 0x97.
+    pub max_subscriptions_per_client: usize,
+    /// Longest topic name or filter, in bytes, and most `/`-separated
+    /// levels: longer PUBLISH topics get 0x90, filters 0x8F.
+    pub max_topic_len: usize,
+    pub max_topic_levels: usize,
+}
+
+impl Limits {
+    /// Whether a topic name or filter is within the length and level limits.
+    pub fn topic_fits(&self, topic: &str) -> bool {
+        topic.len() <= self.max_topic_len
+            && topic.bytes().filter(|b| *b == b'/').count() < self.max_topic_levels
+    }
 }
 
 impl Default for Limits {
@@ -107,6 +121,9 @@ impl Default for Limits {
             connection_burst_per_ip: 100,
             connection_rate: 1000,
             connection_burst: 2000,
+            max_subscriptions_per_client: 1000,
+            max_topic_len: 1024,
+            max_topic_levels: 32,
         }
     }
 }
