@@ -320,6 +320,7 @@ pub struct LimitsConfig {
     pub max_subscriptions_per_client: i64,
     pub max_topic_len: i64,
     pub max_topic_levels: i64,
+    pub max_retained_messages: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -378,6 +379,7 @@ impl Default for LimitsConfig {
             max_subscriptions_per_client: wide(l.max_subscriptions_per_client),
             max_topic_len: wide(l.max_topic_len),
             max_topic_levels: wide(l.max_topic_levels),
+            max_retained_messages: wide(l.max_retained_messages),
         }
     }
 }
@@ -749,6 +751,11 @@ impl Config {
             ),
             max_topic_len: c.int("limits.max_topic_len", l.max_topic_len, 1..=u16_max),
             max_topic_levels: c.int("limits.max_topic_levels", l.max_topic_levels, 1..=u16_max),
+            max_retained_messages: c.int(
+                "limits.max_retained_messages",
+                l.max_retained_messages,
+                0..=i64::MAX,
+            ),
         };
         // Cross-field rules only when both sides are in range, so one bad
         // value is reported once.

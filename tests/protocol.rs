@@ -699,3 +699,50 @@ async fn subscription_quota_and_topic_limits_have_reason_codes() {
     );
     b.server.shutdown().await;
 }
+
+/// At the retained limit (2), a retained QoS 1 PUBLISH on a new topic gets
+/// PUBACK 0x97 and is neither stored nor routed; replacing and clearing a
+/// held one still work, and then a new topic fits again.
+#[tokio::test]
+async fn retained_messages_past_the_limit_are_refused_with_quota_exceeded() {
+    let b = common::start_with(|s| s.limits.max_retained_messages = 2).await;
+    let mut m = Mqtt::v5(b.addr, "keeper").await;
+    let retained = |topic: &str, payload: &[u8], pkid: u16| {
+        let mut p = publish(topic, payload, QoS::AtLeastOnce, pkid);
+        p.retain = true;
+        Packet::Publish(p)
+    };
+    let ack = async |m: &mut Mqtt, p: Packet| {
+        m.send(p).await;
+        match m.recv().await {
+            Some(Packet::PubAck(a)) => a.reason,
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    };
+    // 0x10: no subscribers, stored all the same.
+    assert_eq!(ack(&mut m, retained("r/1", b"a", 1)).await, 0x10);
+    assert_eq!(ack(&mut m, retained("r/2", b"b", 2)).await, 0x10);
+    assert_eq!(ack(&mut m, retained("r/3", b"c", 3)).await, 0x97);
+    assert_eq!(ack(&mut m, retained("r/2", b"B", 4)).await, 0x10, "replace");
+    let mut sub = Mqtt::v5(b.addr, "reader").await;
+    sub.subscribe("r/#", QoS::AtMostOnce).await;
+    let mut got = [sub.next_publish().await, sub.next_publish().await];
+    got.sort_by(|a, b| a.topic.cmp(&b.topic));
+    let got: Vec<(&str, &[u8])> = got
+        .iter()
+        .map(|p| (p.topic.as_str(), &p.payload[..]))
+        .collect();
+    assert_eq!(got, vec![("r/1", &b"a"[..]), ("r/2", &b"B"[..])]);
+    assert_eq!(
+        sub.recv_within(Duration::from_millis(300)).await,
+        None,
+        "r/3 was not kept"
+    );
+    assert_eq!(
+        ack(&mut m, retained("r/1", b"", 5)).await,
+        0,
+        "clear (routed to reader)"
+    );
+    assert_eq!(ack(&mut m, retained("r/3", b"c", 6)).await, 0, "fits again");
+    b.server.shutdown().await;
+}

@@ -92,6 +92,9 @@ pub struct Limits {
     /// levels: longer PUBLISH topics get 0x90, filters 0x8F.
     pub max_topic_len: usize,
     pub max_topic_levels: usize,
+    /// Retained messages the broker holds; a retained PUBLISH on a new
+    /// topic past it is refused (v5 QoS 1/2: 0x97).
+    pub max_retained_messages: usize,
 }
 
 impl Limits {
@@ -124,6 +127,7 @@ impl Default for Limits {
             max_subscriptions_per_client: 1000,
             max_topic_len: 1024,
             max_topic_levels: 32,
+            max_retained_messages: 100_000,
         }
     }
 }

@@ -117,6 +117,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             };
         }
 
+        // Replacing or clearing a retained message is always allowed; a new
+        // one past the cap is refused whole rather than routed unretained,
+        // so the publisher is not told "quota" for a message others got.
+        // (Checked before routing: concurrent publishers may overshoot by
+        // a message each.)
+        if p.retain && !p.payload.is_empty() && {
+            let retained = self.hub.retained.read();
+            retained.len() >= self.hub.settings.limits.max_retained_messages
+                && !retained.contains(&topic)
+        } {
+            tracing::warn!(client_id = %self.client_id, %topic, "retained message limit reached; publish refused");
+            let code = if self.v5() {
+                reason::QUOTA_EXCEEDED
+            } else {
+                reason::SUCCESS
+            };
+            return match ack(code) {
+                Some(a) => self.ack_in_order(a, None).await,
+                None => None,
+            };
+        }
+
         // The only cost for topics outside the prefix: one `starts_with`.
         let consumed = match &self.hub.interceptor {
             Some(hook) if topic.starts_with(&*hook.prefix) => {
