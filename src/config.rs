@@ -28,6 +28,9 @@ use wardmq_defender::settings::{
 const MQTT_MAX_PACKET_SIZE: i64 = 268_435_455;
 /// MQTT requires every server to accept client IDs of 1 to 23 characters.
 const MQTT_MIN_CLIENT_ID_LEN: i64 = 23;
+/// Highest connection rate or burst accepted (a bucket, not a buffer:
+/// larger would only mean "off", which 0 says for rates).
+const MAX_CONNECTION_RATE: i64 = 1_000_000;
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -319,6 +322,14 @@ pub struct LimitsConfig {
     pub max_session_expiry_secs: i64,
     pub connect_timeout_secs: i64,
     pub max_client_id_len: i64,
+    pub connection_rate_per_ip: i64,
+    pub connection_burst_per_ip: i64,
+    pub connection_rate: i64,
+    pub connection_burst: i64,
+    pub max_subscriptions_per_client: i64,
+    pub max_topic_len: i64,
+    pub max_topic_levels: i64,
+    pub max_retained_messages: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -370,6 +381,14 @@ impl Default for LimitsConfig {
             max_session_expiry_secs: wide(l.max_session_expiry.as_secs()),
             connect_timeout_secs: wide(l.connect_timeout.as_secs()),
             max_client_id_len: wide(l.max_client_id_len),
+            connection_rate_per_ip: l.connection_rate_per_ip.into(),
+            connection_burst_per_ip: l.connection_burst_per_ip.into(),
+            connection_rate: l.connection_rate.into(),
+            connection_burst: l.connection_burst.into(),
+            max_subscriptions_per_client: wide(l.max_subscriptions_per_client),
+            max_topic_len: wide(l.max_topic_len),
+            max_topic_levels: wide(l.max_topic_levels),
+            max_retained_messages: wide(l.max_retained_messages),
         }
     }
 }
@@ -718,6 +737,38 @@ impl Config {
                 "limits.max_client_id_len",
                 l.max_client_id_len,
                 MQTT_MIN_CLIENT_ID_LEN..=u16_max,
+            ),
+            connection_rate_per_ip: c.int(
+                "limits.connection_rate_per_ip",
+                l.connection_rate_per_ip,
+                0..=MAX_CONNECTION_RATE,
+            ),
+            connection_burst_per_ip: c.int(
+                "limits.connection_burst_per_ip",
+                l.connection_burst_per_ip,
+                1..=MAX_CONNECTION_RATE,
+            ),
+            connection_rate: c.int(
+                "limits.connection_rate",
+                l.connection_rate,
+                0..=MAX_CONNECTION_RATE,
+            ),
+            connection_burst: c.int(
+                "limits.connection_burst",
+                l.connection_burst,
+                1..=MAX_CONNECTION_RATE,
+            ),
+            max_subscriptions_per_client: c.int(
+                "limits.max_subscriptions_per_client",
+                l.max_subscriptions_per_client,
+                1..=i64::MAX,
+            ),
+            max_topic_len: c.int("limits.max_topic_len", l.max_topic_len, 1..=u16_max),
+            max_topic_levels: c.int("limits.max_topic_levels", l.max_topic_levels, 1..=u16_max),
+            max_retained_messages: c.int(
+                "limits.max_retained_messages",
+                l.max_retained_messages,
+                0..=i64::MAX,
             ),
         };
         // Cross-field rules only when both sides are in range, so one bad

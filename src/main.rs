@@ -401,6 +401,7 @@ async fn start_admin(
         catalog: Some(catalog),
         metrics: Some(metrics),
         metrics_token,
+        auth_failures: Default::default(),
     };
     let server = AdminServer::start(listen, state)
         .await

@@ -596,3 +596,32 @@ fn deactivating_a_certificate_with_the_aws_cli_cuts_the_live_device() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every operation of the AWS IoT model, unsigned, is refused with 403
+/// (none bypasses SigV4); ten wrong signatures from one address then make
+/// it wait (429 ThrottlingException, even with the right key), and each is
+/// counted in `wardmq_admin_auth_failures_total`.
+#[test]
+fn no_route_skips_sigv4_and_key_guessing_is_throttled() {
+    let w = Wardmq::start(None);
+    let out = w.run_python(
+        "tests/admin/auth_walls.py",
+        &[],
+        "auth walls: ok",
+        std::time::Duration::from_secs(120),
+    );
+    let walked: usize = out
+        .trim()
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("routes walked");
+    assert!(
+        walked > 200,
+        "the IoT model has hundreds of operations: {walked}"
+    );
+    assert_eq!(
+        common::metric(&w.admin, "wardmq_admin_auth_failures_total"),
+        10.0
+    );
+}

@@ -133,6 +133,23 @@ impl Mqtt {
         }
     }
 
+    /// Subscribes to `filters` at QoS 0; the SUBACK's reason codes.
+    async fn suback(&mut self, filters: &[&str]) -> Vec<u8> {
+        self.send(Packet::Subscribe(Subscribe {
+            pkid: 7,
+            filters: filters
+                .iter()
+                .map(|f| ((*f).to_owned(), SubscriptionOptions::default()))
+                .collect(),
+            properties: Properties::default(),
+        }))
+        .await;
+        match self.recv().await {
+            Some(Packet::SubAck(s)) => s.reasons,
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+
     async fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS, pkid: u16) {
         self.send(Packet::Publish(publish(topic, payload, qos, pkid)))
             .await;
@@ -643,5 +660,89 @@ async fn a_slow_subscriber_slows_qos1_publishers_instead_of_losing_messages() {
         "all delivered, in order"
     );
     assert_eq!(dropped(&b), 0);
+    b.server.shutdown().await;
+}
+
+/// Per-client limits, with their reason codes: a third subscription gets
+/// 0x97 (3.1.1: 0x80) while re-subscribing an existing filter still works;
+/// a filter over the length or level limit gets 0x8F; a PUBLISH topic over
+/// them gets PUBACK 0x90 at QoS 1, and closes the connection (DISCONNECT
+/// 0x90) at QoS 0.
+#[tokio::test]
+async fn subscription_quota_and_topic_limits_have_reason_codes() {
+    let b = common::start_with(|s| {
+        s.limits.max_subscriptions_per_client = 2;
+        s.limits.max_topic_len = 16;
+        s.limits.max_topic_levels = 3;
+    })
+    .await;
+    let mut m = Mqtt::v5(b.addr, "quota").await;
+    assert_eq!(m.suback(&["a", "b", "c"]).await, vec![0, 0, 0x97]);
+    assert_eq!(m.suback(&["a"]).await, vec![0], "an existing filter");
+    assert_eq!(
+        m.suback(&["a/b/c/d", "x".repeat(17).as_str()]).await,
+        vec![0x8F, 0x8F]
+    );
+    m.publish("a/b/c/d", b"x", QoS::AtLeastOnce, 1).await;
+    match m.recv().await {
+        Some(Packet::PubAck(a)) => assert_eq!(a.reason, 0x90),
+        other => panic!("expected PUBACK 0x90, got {other:?}"),
+    }
+    m.publish("a/b/c/d", b"x", QoS::AtMostOnce, 0).await;
+    m.expect_disconnect(0x90).await;
+
+    let (mut old, ack) = Mqtt::connect(b.addr, connect_packet("quota-311", Protocol::V311)).await;
+    assert_eq!(ack.reason, 0);
+    assert_eq!(
+        old.suback(&["a", "b", "c", "a/b/c/d"]).await,
+        vec![0, 0, 0x80, 0x80]
+    );
+    b.server.shutdown().await;
+}
+
+/// At the retained limit (2), a retained QoS 1 PUBLISH on a new topic gets
+/// PUBACK 0x97 and is neither stored nor routed; replacing and clearing a
+/// held one still work, and then a new topic fits again.
+#[tokio::test]
+async fn retained_messages_past_the_limit_are_refused_with_quota_exceeded() {
+    let b = common::start_with(|s| s.limits.max_retained_messages = 2).await;
+    let mut m = Mqtt::v5(b.addr, "keeper").await;
+    let retained = |topic: &str, payload: &[u8], pkid: u16| {
+        let mut p = publish(topic, payload, QoS::AtLeastOnce, pkid);
+        p.retain = true;
+        Packet::Publish(p)
+    };
+    let ack = async |m: &mut Mqtt, p: Packet| {
+        m.send(p).await;
+        match m.recv().await {
+            Some(Packet::PubAck(a)) => a.reason,
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    };
+    // 0x10: no subscribers, stored all the same.
+    assert_eq!(ack(&mut m, retained("r/1", b"a", 1)).await, 0x10);
+    assert_eq!(ack(&mut m, retained("r/2", b"b", 2)).await, 0x10);
+    assert_eq!(ack(&mut m, retained("r/3", b"c", 3)).await, 0x97);
+    assert_eq!(ack(&mut m, retained("r/2", b"B", 4)).await, 0x10, "replace");
+    let mut sub = Mqtt::v5(b.addr, "reader").await;
+    sub.subscribe("r/#", QoS::AtMostOnce).await;
+    let mut got = [sub.next_publish().await, sub.next_publish().await];
+    got.sort_by(|a, b| a.topic.cmp(&b.topic));
+    let got: Vec<(&str, &[u8])> = got
+        .iter()
+        .map(|p| (p.topic.as_str(), &p.payload[..]))
+        .collect();
+    assert_eq!(got, vec![("r/1", &b"a"[..]), ("r/2", &b"B"[..])]);
+    assert_eq!(
+        sub.recv_within(Duration::from_millis(300)).await,
+        None,
+        "r/3 was not kept"
+    );
+    assert_eq!(
+        ack(&mut m, retained("r/1", b"", 5)).await,
+        0,
+        "clear (routed to reader)"
+    );
+    assert_eq!(ack(&mut m, retained("r/3", b"c", 6)).await, 0, "fits again");
     b.server.shutdown().await;
 }

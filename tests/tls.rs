@@ -59,6 +59,10 @@ struct Fleet {
 
 impl Fleet {
     async fn start() -> Fleet {
+        Fleet::start_with(|_| {}).await
+    }
+
+    async fn start_with(tweak: impl FnOnce(&mut Settings)) -> Fleet {
         let tmp = tempfile::tempdir().expect("dir");
         let dir = tmp.path().to_path_buf();
         let ca = pki::ca("test CA");
@@ -86,6 +90,8 @@ impl Fleet {
             }),
             ..Settings::default()
         };
+        let mut settings = settings;
+        tweak(&mut settings);
         let counts = Arc::new(Counts::default());
         let server = Server::start_with(
             settings,
@@ -453,5 +459,86 @@ async fn a_new_crl_cuts_the_live_connection_of_a_revoked_device() {
     .await;
     assert!(cut.starts_with("cut 135"), "cut with 0x87: {cut}");
     assert!(seconds(&cut) < 1.0, "within one second: {cut}");
+    fleet.server.shutdown().await;
+}
+
+/// Slow-loris: a socket that sends nothing, one that sends half a
+/// ClientHello, and a device that completes the handshake and then sends
+/// half a CONNECT are each closed once their deadline (1 s handshake,
+/// 1 s CONNECT) has passed, not later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_handshakes_and_connects_are_closed_in_time() {
+    let fleet = Fleet::start_with(|s| {
+        s.limits.connect_timeout = Duration::from_secs(1);
+        if let Some(tls) = s.tls.as_mut() {
+            tls.handshake_timeout = Duration::from_secs(1);
+        }
+    })
+    .await;
+    let good = fleet.provision("dev-slow", DeviceSpec::default(), CertificateStatus::Active);
+    let addr = fleet.addr;
+    let closed_after = move |first: &'static [u8]| {
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(addr).expect("connect");
+            s.write_all(first).expect("write");
+            s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+            let started = std::time::Instant::now();
+            let mut buf = [0u8; 512];
+            // A TLS alert may come first; the socket must then close.
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return started.elapsed(),
+                    Ok(_) => {}
+                }
+            }
+        })
+    };
+    // A record header announcing 200 bytes of handshake, then 4 of them.
+    let partial_hello: &[u8] = &[0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4];
+    let (silent, partial) = tokio::join!(closed_after(&[]), closed_after(partial_hello));
+    for (what, t) in [("silent", silent), ("partial ClientHello", partial)] {
+        let t = t.expect("join");
+        assert!(
+            t >= Duration::from_millis(800) && t < Duration::from_millis(2500),
+            "{what} socket closed after {t:?}, handshake timeout 1 s"
+        );
+    }
+    let script = r#"
+import socket, ssl, sys, time
+port, ca, cert, key = sys.argv[1:5]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+ctx.load_cert_chain(cert, key)
+t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))), server_hostname="localhost")
+t.sendall(bytes([0x10, 20, 0, 4]))
+start = time.monotonic()
+t.settimeout(20)
+try:
+    data = t.recv(1)
+except (OSError, ssl.SSLError):
+    data = b""
+print("closed %.3f %d" % (time.monotonic() - start, len(data)))
+"#;
+    let out = run_with_timeout(
+        Command::new("python3")
+            .args(["-c", script, &addr.port().to_string()])
+            .arg(&fleet.ca_file)
+            .arg(&good.cert)
+            .arg(&good.key),
+        TIMEOUT,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (secs, bytes) = stdout
+        .trim()
+        .strip_prefix("closed ")
+        .and_then(|r| r.split_once(' '))
+        .unwrap_or_else(|| panic!("python: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    let secs: f64 = secs.parse().expect("seconds");
+    assert_eq!(bytes, "0", "nothing is sent to a half-sent CONNECT");
+    assert!(
+        (0.8..2.5).contains(&secs),
+        "a partial CONNECT was closed after {secs} s, connect timeout 1 s"
+    );
     fleet.server.shutdown().await;
 }

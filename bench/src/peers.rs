@@ -187,6 +187,9 @@ pub fn wardmq_config(l: &Limits, defender: bool) -> String {
          max_queued_messages = {queued}\n\
          max_queued_bytes = {bytes}\n\
          max_keep_alive = 0\n\
+         # The bench connects thousands of clients from one address at once.\n\
+         connection_rate_per_ip = 0\n\
+         connection_rate = 0\n\
          \n\
          [log]\n\
          # Per-connection info lines would cost time the others do not spend.\n\

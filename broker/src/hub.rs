@@ -79,6 +79,8 @@ pub(crate) struct Hub {
     /// Consulted on PUBLISHes under its prefix, before routing.
     pub interceptor: Option<Hook>,
     pub stats: Stats,
+    /// Connection-rate buckets both listeners check before any TLS work.
+    pub admission: crate::net::Admission,
     next_conn_id: AtomicU64,
     /// Flips to true when the broker shuts down.
     pub shutdown: watch::Receiver<bool>,
@@ -113,6 +115,7 @@ impl Hub {
         shutdown: watch::Receiver<bool>,
     ) -> Hub {
         Hub {
+            admission: crate::net::Admission::new(&settings.limits),
             settings,
             registry: services.registry,
             anonymous_policies,

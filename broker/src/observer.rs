@@ -105,12 +105,45 @@ pub enum DropReason {
     NotAuthorized,
 }
 
+/// Why a new network connection was closed right after `accept()`,
+/// before TLS or CONNECT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Its source address exceeded `limits.connection_rate_per_ip`.
+    RateIp,
+    /// The broker exceeded `limits.connection_rate`.
+    RateGlobal,
+    /// `limits.max_connections` connections were open.
+    MaxConnections,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 3] = [
+        Rejection::RateIp,
+        Rejection::RateGlobal,
+        Rejection::MaxConnections,
+    ];
+
+    /// Its metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejection::RateIp => "rate_ip",
+            Rejection::RateGlobal => "rate_global",
+            Rejection::MaxConnections => "max_connections",
+        }
+    }
+}
+
 /// Everything the broker reports. Every method has an empty default, so an
 /// observer implements only what it needs. Calls happen on connection tasks:
 /// implementations must be quick and must not block.
 pub trait Observer: Send + Sync + 'static {
     /// A network connection was accepted (before CONNECT).
     fn connection_accepted(&self, _peer: SocketAddr) {}
+
+    /// A network connection was closed at once by admission control
+    /// (instead of `connection_accepted`): still a connection attempt.
+    fn connection_rejected(&self, _peer: SocketAddr, _why: Rejection) {}
 
     /// A TLS handshake failed; `reason` names why (`expired`,
     /// `unknown_ca`, `revoked`, `no_certificate`, `timeout`, …).

@@ -78,6 +78,31 @@ pub struct Limits {
     /// Time a connection may take to send CONNECT.
     pub connect_timeout: Duration,
     pub max_client_id_len: usize,
+    /// New connections a second one source address (IPv6: one /64) may
+    /// open, checked before the TLS handshake; 0 turns the limit off.
+    pub connection_rate_per_ip: u32,
+    /// How many it may open at once after a quiet spell.
+    pub connection_burst_per_ip: u32,
+    /// New connections a second for the whole broker; 0 turns it off.
+    pub connection_rate: u32,
+    pub connection_burst: u32,
+    /// Subscriptions one session may hold; more get SUBACK 0x97.
+    pub max_subscriptions_per_client: usize,
+    /// Longest topic name or filter, in bytes, and most `/`-separated
+    /// levels: longer PUBLISH topics get 0x90, filters 0x8F.
+    pub max_topic_len: usize,
+    pub max_topic_levels: usize,
+    /// Retained messages the broker holds; a retained PUBLISH on a new
+    /// topic past it is refused (v5 QoS 1/2: 0x97).
+    pub max_retained_messages: usize,
+}
+
+impl Limits {
+    /// Whether a topic name or filter is within the length and level limits.
+    pub fn topic_fits(&self, topic: &str) -> bool {
+        topic.len() <= self.max_topic_len
+            && topic.bytes().filter(|b| *b == b'/').count() < self.max_topic_levels
+    }
 }
 
 impl Default for Limits {
@@ -95,6 +120,14 @@ impl Default for Limits {
             max_session_expiry: Duration::from_secs(7 * 24 * 3600),
             connect_timeout: Duration::from_secs(10),
             max_client_id_len: 128,
+            connection_rate_per_ip: 20,
+            connection_burst_per_ip: 100,
+            connection_rate: 1000,
+            connection_burst: 2000,
+            max_subscriptions_per_client: 1000,
+            max_topic_len: 1024,
+            max_topic_levels: 32,
+            max_retained_messages: 100_000,
         }
     }
 }

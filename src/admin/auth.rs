@@ -3,13 +3,15 @@
 //! buffers the body (the signature covers its hash), enforcing the body
 //! limit on the way, and hands the same bytes on to the handler.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::header::CONTENT_LENGTH;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{CONTENT_LENGTH, RETRY_AFTER};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -28,6 +30,14 @@ pub async fn require_signature(
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
+    let from = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    // A throttled address is refused before its signature is looked at.
+    if let Some(wait) = from.and_then(|ip| state.auth_failures.throttled(ip)) {
+        return throttled(wait);
+    }
     // Refuse a declared oversize body before reading any of it.
     let declared = parts
         .headers
@@ -55,6 +65,14 @@ pub async fn require_signature(
                 .await
         }
         Err(e) => {
+            // Guesses only: a wrong signature or an unknown key. Unsigned
+            // or malformed requests reveal nothing about a secret.
+            if matches!(
+                e.code,
+                "InvalidSignatureException" | "UnrecognizedClientException"
+            ) {
+                state.auth_failures.failed(from);
+            }
             tracing::info!(
                 method = %parts.method,
                 path = parts.uri.path(),
@@ -64,6 +82,21 @@ pub async fn require_signature(
             e.into_response()
         }
     }
+}
+
+/// 429 in the AWS error shape, with the seconds left in `Retry-After`.
+fn throttled(wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs().max(1);
+    let mut r = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "ThrottlingException",
+        format!("too many failed authentications from this address; retry in {secs} s"),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(RETRY_AFTER, v);
+    }
+    r
 }
 
 /// Verifies the request's SigV4 signature against the accepted keys and

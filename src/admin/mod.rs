@@ -23,6 +23,7 @@ mod security_profiles;
 pub mod server;
 pub mod sigv4;
 mod things;
+pub mod throttle;
 mod violations;
 
 pub use credentials::{Credentials, Origin};

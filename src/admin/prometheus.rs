@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use super::server::Shared;
-use crate::metrics::exposition::CONTENT_TYPE;
+use crate::metrics::exposition::{Exposition, Kind, CONTENT_TYPE};
 
 pub fn routes() -> Router<Shared> {
     Router::new().route("/metrics", get(scrape))
@@ -43,10 +43,27 @@ async fn scrape(State(state): State<Shared>, headers: HeaderMap) -> Response {
         .into_response();
     };
     // Walking every session for the gauges is not for a runtime worker.
+    let auth_failures = state.auth_failures.total();
     match tokio::task::spawn_blocking(move || metrics.render()).await {
-        Ok(body) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
+        Ok(mut body) => {
+            body.push_str(&admin_families(auth_failures));
+            ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+        }
         Err(e) => ApiError::internal(format!("metrics could not be gathered: {e}")).into_response(),
     }
+}
+
+/// The admin listener's own counters, which live in its state rather
+/// than in the broker's.
+fn admin_families(auth_failures: u64) -> String {
+    let mut e = Exposition::new();
+    e.single(
+        "wardmq_admin_auth_failures",
+        "Admin API requests with a bad or unknown SigV4 key, and failed console logins.",
+        Kind::Counter,
+        auth_failures as f64,
+    );
+    e.finish()
 }
 
 /// Compares digests so the time taken says nothing about the token.

@@ -40,6 +40,8 @@ pub struct AppState {
     pub metrics_token: Option<String>,
     /// Mitigation actions and tasks; their routes answer 503 without one.
     pub mitigation: Option<wardmq_defender::mitigation::Mitigation>,
+    /// Failed SigV4 requests and console logins, per source address.
+    pub auth_failures: super::throttle::AuthFailures,
 }
 
 pub type Shared = Arc<AppState>;

@@ -180,11 +180,14 @@ pub async fn login(State(ctx): State<Ctx>, parts: Parts, raw: Bytes) -> Response
             }
             res
         }
-        Ok(Err(LoginError::Wrong)) => login_form(
-            StatusCode::UNAUTHORIZED,
-            Some("Wrong user or password."),
-            &next,
-        ),
+        Ok(Err(LoginError::Wrong)) => {
+            ctx.app.auth_failures.failed(Some(from));
+            login_form(
+                StatusCode::UNAUTHORIZED,
+                Some("Wrong user or password."),
+                &next,
+            )
+        }
         Ok(Err(LoginError::Throttled(wait))) => {
             let secs = wait.as_secs().max(1);
             let mut res = login_form(

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use wardmq_broker::codec::reason;
 use wardmq_broker::codec::{Protocol, QoS};
 use wardmq_broker::observer::{
-    ConnCounters, DropReason, Observer, TopicCounters, LATENCY_BOUNDS_US,
+    ConnCounters, DropReason, Observer, Rejection, TopicCounters, LATENCY_BOUNDS_US,
 };
 
 /// Distinct label values kept per labelled counter; past it, new values
@@ -60,6 +60,7 @@ struct Live {
 pub struct BrokerCounters {
     live: Mutex<Live>,
     accepted: AtomicU64,
+    rejected: [AtomicU64; Rejection::ALL.len()],
     connected: AtomicU64,
     refused: [AtomicU64; 256],
     tls_failures: Labelled,
@@ -76,6 +77,7 @@ impl Default for BrokerCounters {
         BrokerCounters {
             live: Mutex::default(),
             accepted: AtomicU64::new(0),
+            rejected: Default::default(),
             connected: AtomicU64::new(0),
             refused: std::array::from_fn(|_| AtomicU64::new(0)),
             tls_failures: Labelled::default(),
@@ -156,6 +158,8 @@ pub struct BrokerSnapshot {
     pub connections: usize,
     pub traffic: Traffic,
     pub accepted: u64,
+    /// In [`Rejection::ALL`] order.
+    pub rejected: [u64; Rejection::ALL.len()],
     pub connected: u64,
     /// (code, count) for codes with a count.
     pub refused: Vec<(u8, u64)>,
@@ -191,6 +195,7 @@ impl BrokerCounters {
             connections,
             traffic,
             accepted: self.accepted.load(Relaxed),
+            rejected: std::array::from_fn(|i| self.rejected[i].load(Relaxed)),
             connected: self.connected.load(Relaxed),
             refused: (0..=255u8)
                 .filter_map(|code| {
@@ -212,6 +217,11 @@ impl BrokerCounters {
 impl Observer for BrokerCounters {
     fn connection_accepted(&self, _peer: SocketAddr) {
         self.accepted.fetch_add(1, Relaxed);
+    }
+
+    fn connection_rejected(&self, _peer: SocketAddr, why: Rejection) {
+        let i = Rejection::ALL.iter().position(|r| *r == why).unwrap_or(0);
+        self.rejected[i].fetch_add(1, Relaxed);
     }
 
     fn tls_handshake_failed(&self, _peer: SocketAddr, reason: &str) {

@@ -10,7 +10,7 @@ pub mod exposition;
 use std::sync::Arc;
 use std::time::Instant;
 
-use wardmq_broker::observer::LATENCY_BOUNDS_US;
+use wardmq_broker::observer::{Rejection, LATENCY_BOUNDS_US};
 use wardmq_broker::publisher::Publisher;
 use wardmq_defender::alerts::AlertRouter;
 use wardmq_defender::audit::Audit;
@@ -108,6 +108,18 @@ impl Metrics {
             Kind::Counter,
             s.accepted as f64,
         );
+        e.family(
+            "wardmq_connections_rejected",
+            "Network connections closed right after accept, before TLS, by reason.",
+            Kind::Counter,
+        );
+        for (why, n) in Rejection::ALL.iter().zip(s.rejected) {
+            e.sample(
+                "wardmq_connections_rejected_total",
+                &[("reason", why.as_str())],
+                n as f64,
+            );
+        }
         e.single(
             "wardmq_connects",
             "CONNECTs accepted (a session served).",

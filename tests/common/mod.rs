@@ -200,3 +200,19 @@ pub fn repo_root() -> PathBuf {
 pub fn wardmq_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_wardmq"))
 }
+
+/// `GET /metrics` on the admin API; the sample `name` (with labels) as a
+/// number.
+pub fn metric(admin: &str, name: &str) -> f64 {
+    let addr = admin.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("admin");
+    s.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    std::io::Write::write_all(&mut s, request.as_bytes()).expect("request");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("response");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+}

@@ -8,6 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::hub::Hub;
+use crate::observer::Rejection;
 use crate::session;
 
 /// Accepts until shutdown and runs `serve` on its own task for each
@@ -37,8 +38,17 @@ pub(crate) async fn accept_loop<F, Fut>(
                 continue;
             }
         };
+        // Dropping the stream closes it: a refused socket costs no
+        // handshake and holds no slot.
+        if let Err(why) = hub.admission.admit(peer.ip()) {
+            tracing::debug!(%peer, reason = why.as_str(), "connection rate exceeded; refusing");
+            hub.observer.connection_rejected(peer, why);
+            continue;
+        }
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached; refusing");
+            hub.observer
+                .connection_rejected(peer, Rejection::MaxConnections);
             continue;
         };
         let _ = stream.set_nodelay(true);

@@ -82,6 +82,18 @@ impl<V: Clone> RetainedTree<V> {
         old
     }
 
+    /// Whether `topic` holds a retained message.
+    pub fn contains(&self, topic: &str) -> bool {
+        let mut node = &self.root;
+        for level in topic.split('/') {
+            match node.children.get(level) {
+                Some(n) => node = n,
+                None => return false,
+            }
+        }
+        node.value.is_some()
+    }
+
     pub fn remove(&mut self, topic: &str) -> Option<V> {
         let mut node = &mut self.root;
         for level in topic.split('/') {

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use wardmq_broker::codec::{Protocol, QoS};
-use wardmq_broker::observer::{ConnCounters, DropReason, Observer, TopicCounters};
+use wardmq_broker::observer::{ConnCounters, DropReason, Observer, Rejection, TopicCounters};
 
 use crate::detect::model::Timestamp;
 
@@ -264,6 +264,11 @@ impl Observer for Both {
     fn connection_accepted(&self, peer: SocketAddr) {
         self.first.connection_accepted(peer);
         self.second.connection_accepted(peer);
+    }
+
+    fn connection_rejected(&self, peer: SocketAddr, why: Rejection) {
+        self.first.connection_rejected(peer, why);
+        self.second.connection_rejected(peer, why);
     }
 
     fn tls_handshake_failed(&self, peer: SocketAddr, reason: &str) {

@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wardmq_broker::codec::Protocol;
 use wardmq_broker::codec::QoS;
-use wardmq_broker::observer::{ConnCounters, DropReason, Observer, TopicCounters};
+use wardmq_broker::observer::{ConnCounters, DropReason, Observer, Rejection, TopicCounters};
 
 use super::dimension::{topic_of_arn, ConnTopicCounters, DimensionFilters, TopicDimension};
 use super::ip::{IpBook, IpEvent};
@@ -230,6 +230,12 @@ impl Collector {
 
 impl Observer for Collector {
     fn connection_accepted(&self, peer: SocketAddr) {
+        self.record_ip(peer, IpEvent::Connection);
+    }
+
+    /// A refused attempt is still one: a flood the admission control cuts
+    /// short must keep the address's connection-attempt alarm raised.
+    fn connection_rejected(&self, peer: SocketAddr, _why: Rejection) {
         self.record_ip(peer, IpEvent::Connection);
     }
 

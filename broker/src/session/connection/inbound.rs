@@ -37,6 +37,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         if let Some(t) = &self.topic_counters {
             t.publish_in(&topic, p.payload.len());
         }
+        if !limits.topic_fits(&topic) {
+            // v5 QoS 1/2 can be told and go on; QoS 0 and 3.1.1 cannot.
+            if self.v5() && p.qos != QoS::AtMostOnce {
+                let mut a = Ack::new(p.pkid);
+                a.reason = reason::TOPIC_NAME_INVALID;
+                let a = match p.qos {
+                    QoS::ExactlyOnce => Packet::PubRec(a),
+                    _ => Packet::PubAck(a),
+                };
+                return self.ack_in_order(a, None).await;
+            }
+            return Some(self.violation(
+                reason::TOPIC_NAME_INVALID,
+                "topic longer or deeper than the limits",
+            ));
+        }
         if let Some(level) = self.access.device_log() {
             let detail = format!("topic={topic} bytes={} qos={:?}", p.payload.len(), p.qos);
             device_event(
@@ -92,6 +108,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             // as Mosquitto does; v5 gets 0x87.
             let code = if self.v5() {
                 reason::NOT_AUTHORIZED
+            } else {
+                reason::SUCCESS
+            };
+            return match ack(code) {
+                Some(a) => self.ack_in_order(a, None).await,
+                None => None,
+            };
+        }
+
+        // Replacing or clearing a retained message is always allowed; a new
+        // one past the cap is refused whole rather than routed unretained,
+        // so the publisher is not told "quota" for a message others got.
+        // (Checked before routing: concurrent publishers may overshoot by
+        // a message each.)
+        if p.retain && !p.payload.is_empty() && {
+            let retained = self.hub.retained.read();
+            retained.len() >= self.hub.settings.limits.max_retained_messages
+                && !retained.contains(&topic)
+        } {
+            tracing::warn!(client_id = %self.client_id, %topic, "retained message limit reached; publish refused");
+            let code = if self.v5() {
+                reason::QUOTA_EXCEEDED
             } else {
                 reason::SUCCESS
             };
@@ -274,6 +312,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                     "subscribe",
                     filter,
                 );
+            }
+            let limits = &self.hub.settings.limits;
+            // 3.1.1 has one failure code for everything.
+            let refuse = |code: u8| if self.v5() { code } else { 0x80 };
+            if !limits.topic_fits(filter) {
+                reasons.push(refuse(reason::TOPIC_FILTER_INVALID));
+                continue;
+            }
+            let quota_full = {
+                let st = self.session.state.lock();
+                st.subscriptions.len() >= limits.max_subscriptions_per_client
+                    && !st.subscriptions.contains_key(filter.as_str())
+            };
+            if quota_full {
+                reasons.push(refuse(reason::QUOTA_EXCEEDED));
+                continue;
             }
             if !self.allowed(Action::Subscribe, Resource::topicfilter(filter.clone())) {
                 reasons.push(reason::NOT_AUTHORIZED);
