@@ -20,10 +20,10 @@ mod prometheus;
 mod request;
 mod security_profiles;
 pub mod server;
-pub mod sigv4;
 mod things;
 mod violations;
 
 pub use credentials::{Credentials, Origin};
 pub use issuer::Issuer;
 pub use server::{AdminServer, AppState};
+pub use wardmq::sigv4;

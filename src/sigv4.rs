@@ -39,6 +39,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
+mod fuzz;
+pub use fuzz::fuzz_check;
+
 /// The only algorithm AWS defines for header-based SigV4.
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// The signing name of AWS IoT (`signingName` in botocore's IoT model).
