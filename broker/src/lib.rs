@@ -7,6 +7,7 @@
 
 pub mod authz;
 pub mod codec;
+pub mod fuzz_corpus;
 mod hub;
 pub mod intercept;
 pub mod message;

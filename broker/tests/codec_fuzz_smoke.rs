@@ -1,34 +1,31 @@
 //! Stable-Rust stand-in for the cargo-fuzz target in `fuzz/`: the
 //! hand-written seeds (`fuzz/seeds/codec`, valid streams), a few thousand
 //! seeded random mutations of them, and the whole checked-in fuzzer corpus
-//! (`fuzz/corpus/codec`) through `roundtrip_check`, the function the fuzz
+//! (`fuzz/corpus/codec`) and regression files (`tests/data/fuzz/codec`)
+//! through `roundtrip_check`, the function the fuzz
 //! target calls.
 
 #![allow(clippy::unwrap_used)]
-
-use std::path::PathBuf;
 
 use bytes::BytesMut;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use wardmq_broker::codec::{decode, roundtrip_check, Protocol};
+use wardmq_broker::fuzz_corpus;
 
+/// The hand-written seeds, by file name.
 fn seeds() -> Vec<(String, Vec<u8>)> {
-    read_dir("../fuzz/seeds/codec")
-}
-
-fn read_dir(rel: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel);
-    let mut seeds: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| {
-            let path = entry.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&path).unwrap())
+    let seeds: Vec<(String, Vec<u8>)> = fuzz_corpus::inputs(env!("CARGO_MANIFEST_DIR"), "codec")
+        .into_iter()
+        .filter(|(path, _)| path.parent().is_some_and(|d| d.ends_with("seeds/codec")))
+        .map(|(path, data)| {
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                data,
+            )
         })
         .collect();
-    seeds.sort();
-    assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
+    assert!(!seeds.is_empty(), "no seeds in fuzz/seeds/codec");
     seeds
 }
 
@@ -103,9 +100,10 @@ fn seeds_and_mutations_round_trip() {
     }
 }
 
+/// Seeds, the fuzzer's corpus and the regression files under
+/// `tests/data/fuzz/codec`.
 #[test]
-fn fuzzer_corpus_round_trips() {
-    for (_, data) in read_dir("../fuzz/corpus/codec") {
-        roundtrip_check(&data);
-    }
+fn fuzz_inputs_round_trip() {
+    let n = fuzz_corpus::replay(env!("CARGO_MANIFEST_DIR"), "codec", roundtrip_check);
+    assert!(n > 100, "only {n} inputs");
 }

@@ -23,6 +23,7 @@ mod cache;
 mod condition;
 mod document;
 mod eval;
+mod fuzz;
 mod request;
 mod variables;
 mod wildcard;
@@ -34,4 +35,5 @@ pub use document::{
     POLICY_VERSION,
 };
 pub use eval::{evaluate, Decision};
+pub use fuzz::fuzz_check;
 pub use request::{Action, Context, Request, Resource, Scope};

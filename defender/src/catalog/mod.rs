@@ -18,6 +18,7 @@
 
 mod checks;
 mod error;
+mod fuzz;
 mod model;
 mod profiles;
 mod resources;
@@ -38,6 +39,7 @@ use crate::store::{CatalogStore, CatalogWrite, DefenderDb};
 
 pub use checks::{MAX_DIMENSION_VALUES, MAX_DIMENSION_VALUE_LEN};
 pub use error::CatalogError;
+pub use fuzz::fuzz_check;
 pub use model::{
     arn, custom_metric_arn, dimension_arn, security_profile_arn, CustomMetric, DeleteFlags,
     Dimension, DimensionType, ProfileFilter, ProfileMembers, ProfileUpdate, Target, TargetMapping,

@@ -22,7 +22,7 @@ const PROFILE: &str = "security profile";
 
 impl ProfileMembers {
     /// Sets every member that is given; keeps the others.
-    fn apply_to(self, p: &mut SecurityProfile) {
+    pub(super) fn apply_to(self, p: &mut SecurityProfile) {
         let Self {
             security_profile_description,
             behaviors,
@@ -56,7 +56,10 @@ impl ProfileMembers {
 
 /// Everything wrong with a profile about to be stored, in one
 /// InvalidRequest.
-fn check_profile(p: &SecurityProfile, catalogue: &MetricCatalogue) -> Result<(), CatalogError> {
+pub(super) fn check_profile(
+    p: &SecurityProfile,
+    catalogue: &MetricCatalogue,
+) -> Result<(), CatalogError> {
     let mut errors: Vec<String> = validate_security_profile(p, catalogue)
         .validation_errors
         .into_iter()

@@ -20,6 +20,7 @@
 
 mod custom;
 mod error;
+mod fuzz;
 pub mod keys;
 mod model;
 mod node;
@@ -35,6 +36,7 @@ pub use custom::{
     MAX_METRIC_NAME_LEN, MAX_SIGNIFICANT_DIGITS,
 };
 pub use error::{ErrorCode, Rejection, ReportError, MALFORMED_MESSAGE};
+pub use fuzz::fuzz_check;
 pub use model::{
     Connection, DeviceMetric, DeviceMetrics, DeviceReport, ListeningPort, NotRetained,
     ReportedValue,

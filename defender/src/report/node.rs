@@ -203,6 +203,14 @@ mod tests {
         );
     }
 
+    /// Found by the report_cbor fuzz target: a CBOR report and its JSON
+    /// transcoding judged a number differently (`TooPrecise` echoes it).
+    #[test]
+    fn json_floats_are_read_exactly() {
+        let x = 0.123_456_788_779_514_95_f64;
+        assert_eq!(decode_json(x.to_string().as_bytes()), Ok(Node::Float(x)));
+    }
+
     #[test]
     fn json_refuses_trailing_data_and_bad_utf8() {
         assert!(decode_json(b"{} {}").is_err());
