@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::clock;
-use super::history::SeriesHistory;
+use super::history::{DayRecord, SeriesHistory};
 use super::level::Level;
 pub use super::model::MetricKind;
 use super::model::{DeviceModel, Model};
@@ -225,6 +225,10 @@ fn sum<'a>(it: impl Iterator<Item = &'a Slot>) -> Slot {
 struct Series {
     history: SeriesHistory,
     online: Online,
+    /// The level the device's last judgement kept: a level is held while
+    /// the score stays at LOW or more, so a level shift raises one alarm
+    /// instead of one each time its score dips and climbs back.
+    held: Option<Level>,
 }
 
 pub struct Detector {
@@ -298,6 +302,31 @@ impl Detector {
         std::mem::take(&mut self.shifts)
     }
 
+    /// Approximate bytes held per device: (the trained model and the
+    /// online windows judging needs, the training history). Hash-table
+    /// overhead is left out.
+    pub fn state_bytes_per_device(&self) -> (usize, usize) {
+        use std::mem::size_of;
+        let n = self.series.len().max(1);
+        let online: usize = self
+            .series
+            .iter()
+            .map(|(k, s)| k.len() + size_of::<Online>() + s.online.recent.len() * size_of::<Slot>())
+            .sum();
+        let model = self.model.as_ref().map_or(0, |m| {
+            m.devices
+                .keys()
+                .map(|k| k.len() + size_of::<DeviceModel>())
+                .sum()
+        });
+        let history: usize = self
+            .series
+            .values()
+            .map(|s| size_of::<SeriesHistory>() + s.history.days.len() * size_of::<DayRecord>())
+            .sum();
+        ((online + model) / n, history / n)
+    }
+
     fn periods_per_hour(&self) -> usize {
         usize::try_from(clock::HOUR_SECS / self.cfg.period_secs.max(1)).unwrap_or(1)
     }
@@ -328,6 +357,7 @@ impl Detector {
             };
             if let Some(since) = since {
                 s.online = Online::new(per_hour);
+                s.held = None;
                 self.shifts.push((Arc::clone(name), since));
             }
         }
@@ -397,6 +427,7 @@ impl Detector {
         let start = clock::day(since);
         s.history.accept_from(start);
         s.online = Online::new(per_hour);
+        s.held = None;
         if let Some(m) = &mut self.model {
             m.refit_device(name, &s.history, start.max(from_window), clock::day(now));
         }
@@ -424,6 +455,7 @@ impl Detector {
                 .or_insert_with(|| Series {
                     history: SeriesHistory::default(),
                     online: Online::new(per_hour),
+                    held: None,
                 });
             let x = match self.kind {
                 MetricKind::Count => value.max(0.0),
@@ -455,7 +487,12 @@ impl Detector {
             };
             let raw_level = Level::of_score(scored.score, self.cfg.thresholds);
             let high_only = self.high_only || dm.own_days < self.cfg.new_device_days;
-            let level = raw_level.filter(|l| !high_only || *l == Level::High);
+            let level = raw_level
+                .and(raw_level.max(s.held))
+                .filter(|l| !high_only || *l == Level::High);
+            if raw_level.is_none() {
+                s.held = None;
+            }
             result.devices.push(Judgement {
                 device: Arc::clone(name),
                 score: scored.score,
@@ -475,10 +512,17 @@ impl Detector {
         // should be learned, so folded alarms flag nothing.
         let fleet_event = result.fleet_suppressed > 0;
         for j in &result.devices {
+            if j.raw_level.is_none() {
+                continue;
+            }
+            let Some(s) = self.series.get_mut(&j.device) else {
+                continue;
+            };
+            s.held = j.level;
             let Some(l) = j.raw_level.filter(|l| *l >= Level::Medium) else {
                 continue;
             };
-            if let Some(s) = self.series.get_mut(&j.device) {
+            {
                 if fleet_event && j.level.is_none() {
                     s.history.fold(ts);
                 } else {
