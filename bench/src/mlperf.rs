@@ -12,7 +12,7 @@ use anyhow::{ensure, Result};
 use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use wardmq_defender::ml::{Detector, DetectorConfig, MetricKind, ModelStatus};
+use wardmq_defender::ml::{clock, Detector, DetectorConfig, MetricKind, ModelStatus};
 
 use crate::mlsim::fleet::{poisson, rhythm, Rhythm, PERIOD, PER_DAY, T0};
 
@@ -71,7 +71,7 @@ fn measure(a: &MlperfArgs, kind: MetricKind) -> Result<Measured> {
         det.judge_period(ts, &v);
     }
     let started = Instant::now();
-    det.retrain(a.days);
+    det.retrain(clock::day(T0) + a.days);
     let retrain = started.elapsed();
     ensure!(
         det.summary().status == ModelStatus::Active,
