@@ -137,20 +137,37 @@ pub struct TrainingSummary {
 /// gap may carry (two hours at five-minute periods).
 const CATCH_UP: i64 = 24;
 
+/// One datapoint or one hour, observed and expected, kept in single
+/// precision: a device holds 36 of them per metric, and a window's sum is
+/// taken in double precision (see [`Window`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Slot {
-    key: i64,
-    x: f64,
-    m: f64,
+    /// Period or hour number; `i32::MIN` for none.
+    key: i32,
+    x: f32,
+    m: f32,
     n: u32,
 }
 
 const EMPTY: Slot = Slot {
-    key: i64::MIN,
+    key: i32::MIN,
     x: 0.0,
     m: 0.0,
     n: 0,
 };
+
+/// Periods and hours since 1970 fit an `i32` until the year 20,000.
+fn slot_key(v: i64) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MIN)
+}
+
+/// A window's observed and expected events and its datapoints.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Window {
+    x: f64,
+    m: f64,
+    n: u32,
+}
 
 /// The recent past a window needs: the last hour's datapoints and the
 /// last 24 hourly sums, observed and expected.
@@ -180,15 +197,20 @@ impl Online {
         self.last_period = Some(self.last_period.map_or(period, |p| p.max(period)));
         let len = i64::try_from(self.recent.len()).unwrap_or(1);
         let i = usize::try_from(period.rem_euclid(len)).unwrap_or(0);
+        #[allow(clippy::cast_possible_truncation)]
+        let (x, m) = (x as f32, m as f32);
         self.recent[i] = Slot {
-            key: period,
+            key: slot_key(period),
             x,
             m,
             n: 1,
         };
         let j = usize::try_from(hour.rem_euclid(24)).unwrap_or(0);
-        if self.hours[j].key != hour {
-            self.hours[j] = Slot { key: hour, ..EMPTY };
+        if self.hours[j].key != slot_key(hour) {
+            self.hours[j] = Slot {
+                key: slot_key(hour),
+                ..EMPTY
+            };
         }
         let h = &mut self.hours[j];
         h.x += x;
@@ -196,27 +218,34 @@ impl Online {
         h.n += 1;
     }
 
-    fn recent_sum(&self, period: i64) -> Slot {
+    fn recent_sum(&self, period: i64) -> Window {
         let len = i64::try_from(self.recent.len()).unwrap_or(1);
         sum(self
             .recent
             .iter()
-            .filter(|s| s.key > period - len && s.key <= period))
+            .filter(|s| s.n > 0 && i64::from(s.key) > period - len && i64::from(s.key) <= period))
     }
 
-    fn day_sum(&self, hour: i64) -> Slot {
+    fn day_sum(&self, hour: i64) -> Window {
         sum(self
             .hours
             .iter()
-            .filter(|s| s.key > hour - 24 && s.key <= hour))
+            .filter(|s| s.n > 0 && i64::from(s.key) > hour - 24 && i64::from(s.key) <= hour))
+    }
+
+    /// The datapoint of `period`, if the device has one.
+    fn at(&self, period: i64) -> Window {
+        sum(self
+            .recent
+            .iter()
+            .filter(|s| s.n > 0 && i64::from(s.key) == period))
     }
 }
 
-fn sum<'a>(it: impl Iterator<Item = &'a Slot>) -> Slot {
-    it.fold(EMPTY, |a, s| Slot {
-        key: a.key.max(s.key),
-        x: a.x + s.x,
-        m: a.m + s.m,
+fn sum<'a>(it: impl Iterator<Item = &'a Slot>) -> Window {
+    it.fold(Window::default(), |a, s| Window {
+        x: a.x + f64::from(s.x),
+        m: a.m + f64::from(s.m),
         n: a.n + s.n,
     })
 }
@@ -591,12 +620,7 @@ fn score_count(
 ) -> Scored {
     let d = model.dispersion;
     let last = online.recent_sum(period);
-    let one = online
-        .recent
-        .iter()
-        .find(|s| s.key == period)
-        .copied()
-        .unwrap_or(EMPTY);
+    let one = online.at(period);
     let windows = [
         (one, d[0] + dm.extra),
         (last, d[1] + dm.extra),
