@@ -3,6 +3,7 @@
 
 mod client;
 mod fdlimit;
+mod mlperf;
 mod mlsim;
 mod payload;
 mod peers;
@@ -61,6 +62,8 @@ enum Cmd {
     List,
     /// ML Detect on a simulated fleet: CSV, replay, score against static rules.
     Mlsim(mlsim::MlsimArgs),
+    /// ML Detect's costs: state bytes, CPU per datapoint, retrain time.
+    Mlperf(mlperf::MlperfArgs),
 }
 
 #[derive(Args)]
@@ -172,6 +175,9 @@ async fn main() -> Result<()> {
     if let Cmd::Mlsim(args) = &cli.command {
         return mlsim::run(args);
     }
+    if let Cmd::Mlperf(args) = &cli.command {
+        return mlperf::run(args);
+    }
     // One descriptor per connection in the bench and in the broker, which
     // inherits this limit.
     let open_files = fdlimit::raise().map(|l| {
@@ -186,7 +192,7 @@ async fn main() -> Result<()> {
         l.soft
     });
     let (kind, common, plan) = match &cli.command {
-        Cmd::Mlsim(_) => return Ok(()),
+        Cmd::Mlsim(_) | Cmd::Mlperf(_) => return Ok(()),
         Cmd::List => {
             for s in scenarios::catalog() {
                 let quick = if scenarios::QUICK.contains(&s.name) {

@@ -4,7 +4,7 @@
 //! static thresholds computed on the same data.
 
 mod baseline;
-mod fleet;
+pub mod fleet;
 mod score;
 
 use std::fmt::Write as _;

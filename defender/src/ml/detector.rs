@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::clock;
-use super::history::SeriesHistory;
+use super::history::{DayRecord, SeriesHistory};
 use super::level::Level;
 pub use super::model::MetricKind;
 use super::model::{DeviceModel, Model};
@@ -137,20 +137,37 @@ pub struct TrainingSummary {
 /// gap may carry (two hours at five-minute periods).
 const CATCH_UP: i64 = 24;
 
+/// One datapoint or one hour, observed and expected, kept in single
+/// precision: a device holds 36 of them per metric, and a window's sum is
+/// taken in double precision (see [`Window`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Slot {
-    key: i64,
-    x: f64,
-    m: f64,
+    /// Period or hour number; `i32::MIN` for none.
+    key: i32,
+    x: f32,
+    m: f32,
     n: u32,
 }
 
 const EMPTY: Slot = Slot {
-    key: i64::MIN,
+    key: i32::MIN,
     x: 0.0,
     m: 0.0,
     n: 0,
 };
+
+/// Periods and hours since 1970 fit an `i32` until the year 20,000.
+fn slot_key(v: i64) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MIN)
+}
+
+/// A window's observed and expected events and its datapoints.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Window {
+    x: f64,
+    m: f64,
+    n: u32,
+}
 
 /// The recent past a window needs: the last hour's datapoints and the
 /// last 24 hourly sums, observed and expected.
@@ -180,15 +197,20 @@ impl Online {
         self.last_period = Some(self.last_period.map_or(period, |p| p.max(period)));
         let len = i64::try_from(self.recent.len()).unwrap_or(1);
         let i = usize::try_from(period.rem_euclid(len)).unwrap_or(0);
+        #[allow(clippy::cast_possible_truncation)]
+        let (x, m) = (x as f32, m as f32);
         self.recent[i] = Slot {
-            key: period,
+            key: slot_key(period),
             x,
             m,
             n: 1,
         };
         let j = usize::try_from(hour.rem_euclid(24)).unwrap_or(0);
-        if self.hours[j].key != hour {
-            self.hours[j] = Slot { key: hour, ..EMPTY };
+        if self.hours[j].key != slot_key(hour) {
+            self.hours[j] = Slot {
+                key: slot_key(hour),
+                ..EMPTY
+            };
         }
         let h = &mut self.hours[j];
         h.x += x;
@@ -196,27 +218,34 @@ impl Online {
         h.n += 1;
     }
 
-    fn recent_sum(&self, period: i64) -> Slot {
+    fn recent_sum(&self, period: i64) -> Window {
         let len = i64::try_from(self.recent.len()).unwrap_or(1);
         sum(self
             .recent
             .iter()
-            .filter(|s| s.key > period - len && s.key <= period))
+            .filter(|s| s.n > 0 && i64::from(s.key) > period - len && i64::from(s.key) <= period))
     }
 
-    fn day_sum(&self, hour: i64) -> Slot {
+    fn day_sum(&self, hour: i64) -> Window {
         sum(self
             .hours
             .iter()
-            .filter(|s| s.key > hour - 24 && s.key <= hour))
+            .filter(|s| s.n > 0 && i64::from(s.key) > hour - 24 && i64::from(s.key) <= hour))
+    }
+
+    /// The datapoint of `period`, if the device has one.
+    fn at(&self, period: i64) -> Window {
+        sum(self
+            .recent
+            .iter()
+            .filter(|s| s.n > 0 && i64::from(s.key) == period))
     }
 }
 
-fn sum<'a>(it: impl Iterator<Item = &'a Slot>) -> Slot {
-    it.fold(EMPTY, |a, s| Slot {
-        key: a.key.max(s.key),
-        x: a.x + s.x,
-        m: a.m + s.m,
+fn sum<'a>(it: impl Iterator<Item = &'a Slot>) -> Window {
+    it.fold(Window::default(), |a, s| Window {
+        x: a.x + f64::from(s.x),
+        m: a.m + f64::from(s.m),
         n: a.n + s.n,
     })
 }
@@ -225,6 +254,10 @@ fn sum<'a>(it: impl Iterator<Item = &'a Slot>) -> Slot {
 struct Series {
     history: SeriesHistory,
     online: Online,
+    /// The level the device's last judgement kept: a level is held while
+    /// the score stays at LOW or more, so a level shift raises one alarm
+    /// instead of one each time its score dips and climbs back.
+    held: Option<Level>,
 }
 
 pub struct Detector {
@@ -298,6 +331,31 @@ impl Detector {
         std::mem::take(&mut self.shifts)
     }
 
+    /// Approximate bytes held per device: (the trained model and the
+    /// online windows judging needs, the training history). Hash-table
+    /// overhead is left out.
+    pub fn state_bytes_per_device(&self) -> (usize, usize) {
+        use std::mem::size_of;
+        let n = self.series.len().max(1);
+        let online: usize = self
+            .series
+            .iter()
+            .map(|(k, s)| k.len() + size_of::<Online>() + s.online.recent.len() * size_of::<Slot>())
+            .sum();
+        let model = self.model.as_ref().map_or(0, |m| {
+            m.devices
+                .keys()
+                .map(|k| k.len() + size_of::<DeviceModel>())
+                .sum()
+        });
+        let history: usize = self
+            .series
+            .values()
+            .map(|s| size_of::<SeriesHistory>() + s.history.days.len() * size_of::<DayRecord>())
+            .sum();
+        ((online + model) / n, history / n)
+    }
+
     fn periods_per_hour(&self) -> usize {
         usize::try_from(clock::HOUR_SECS / self.cfg.period_secs.max(1)).unwrap_or(1)
     }
@@ -328,6 +386,7 @@ impl Detector {
             };
             if let Some(since) = since {
                 s.online = Online::new(per_hour);
+                s.held = None;
                 self.shifts.push((Arc::clone(name), since));
             }
         }
@@ -397,6 +456,7 @@ impl Detector {
         let start = clock::day(since);
         s.history.accept_from(start);
         s.online = Online::new(per_hour);
+        s.held = None;
         if let Some(m) = &mut self.model {
             m.refit_device(name, &s.history, start.max(from_window), clock::day(now));
         }
@@ -424,6 +484,7 @@ impl Detector {
                 .or_insert_with(|| Series {
                     history: SeriesHistory::default(),
                     online: Online::new(per_hour),
+                    held: None,
                 });
             let x = match self.kind {
                 MetricKind::Count => value.max(0.0),
@@ -455,7 +516,12 @@ impl Detector {
             };
             let raw_level = Level::of_score(scored.score, self.cfg.thresholds);
             let high_only = self.high_only || dm.own_days < self.cfg.new_device_days;
-            let level = raw_level.filter(|l| !high_only || *l == Level::High);
+            let level = raw_level
+                .and(raw_level.max(s.held))
+                .filter(|l| !high_only || *l == Level::High);
+            if raw_level.is_none() {
+                s.held = None;
+            }
             result.devices.push(Judgement {
                 device: Arc::clone(name),
                 score: scored.score,
@@ -475,10 +541,17 @@ impl Detector {
         // should be learned, so folded alarms flag nothing.
         let fleet_event = result.fleet_suppressed > 0;
         for j in &result.devices {
+            if j.raw_level.is_none() {
+                continue;
+            }
+            let Some(s) = self.series.get_mut(&j.device) else {
+                continue;
+            };
+            s.held = j.level;
             let Some(l) = j.raw_level.filter(|l| *l >= Level::Medium) else {
                 continue;
             };
-            if let Some(s) = self.series.get_mut(&j.device) {
+            {
                 if fleet_event && j.level.is_none() {
                     s.history.fold(ts);
                 } else {
@@ -547,12 +620,7 @@ fn score_count(
 ) -> Scored {
     let d = model.dispersion;
     let last = online.recent_sum(period);
-    let one = online
-        .recent
-        .iter()
-        .find(|s| s.key == period)
-        .copied()
-        .unwrap_or(EMPTY);
+    let one = online.at(period);
     let windows = [
         (one, d[0] + dm.extra),
         (last, d[1] + dm.extra),
