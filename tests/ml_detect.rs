@@ -9,11 +9,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::proc::Proc;
-use common::repo_root;
+
 use common::wardmq::Wardmq;
 use serde_json::Value;
 
@@ -115,20 +114,11 @@ fn ml_model_builds_and_alarms_on_a_burst() {
     let work = tempfile::tempdir().expect("temp dir");
     // Killed when dropped, so a failing assertion stops the traffic too.
     let mut fleet = Proc::spawn(
-        Command::new("python3")
-            .arg(repo_root().join("tests/defender/ml_fleet.py"))
-            .arg(&w.admin)
+        w.python("tests/defender/ml_fleet.py")
             .arg(w.ca_file())
             .arg(w.tls_port.to_string())
             .arg(work.path())
-            .arg("4")
-            .env("AWS_SHARED_CREDENTIALS_FILE", &w.credentials)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("PYTHONUNBUFFERED", "1")
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY")
-            .env_remove("AWS_PROFILE"),
+            .arg("4"),
     );
     fleet.wait_line("the devices to connect", |l| l == "ready");
 

@@ -231,6 +231,23 @@ impl Wardmq {
         self.run_python(&format!("tests/admin/{script}"), &[], ok_line, TIMEOUT * 3);
     }
 
+    /// `python3 SCRIPT ADMIN_ENDPOINT` (SCRIPT relative to the repository)
+    /// with this server's credentials for boto3 and nothing from the
+    /// caller's AWS environment; add arguments and run it.
+    pub fn python(&self, script: &str) -> Command {
+        let mut cmd = Command::new("python3");
+        cmd.arg(repo_root().join(script))
+            .arg(&self.admin)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &self.credentials)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("PYTHONUNBUFFERED", "1")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_PROFILE");
+        cmd
+    }
+
     /// Runs `python3 SCRIPT ADMIN_ENDPOINT ARGS...` (SCRIPT relative to the
     /// repository) with this server's credentials for boto3; it must
     /// succeed within `limit` and print `ok_line`. Returns its stdout.
@@ -241,20 +258,7 @@ impl Wardmq {
         ok_line: &str,
         limit: Duration,
     ) -> String {
-        let out = run_with_timeout(
-            Command::new("python3")
-                .arg(repo_root().join(script))
-                .arg(&self.admin)
-                .args(args)
-                .env("AWS_SHARED_CREDENTIALS_FILE", &self.credentials)
-                .env("AWS_CONFIG_FILE", "/dev/null")
-                .env("AWS_EC2_METADATA_DISABLED", "true")
-                .env("PYTHONUNBUFFERED", "1")
-                .env_remove("AWS_ACCESS_KEY_ID")
-                .env_remove("AWS_SECRET_ACCESS_KEY")
-                .env_remove("AWS_PROFILE"),
-            limit,
-        );
+        let out = run_with_timeout(self.python(script).args(args), limit);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success() && stdout.contains(ok_line),
