@@ -23,8 +23,9 @@ const DAY: u64 = 288;
 /// The period ending at a UTC midnight (2024-06-03, a Monday).
 const START: u64 = 19_877 * DAY;
 
-fn config() -> Compiled {
-    Compiled::new(&DetectConfig {
+/// One profile on every thing with one HIGH ML behaviour.
+fn detect_config() -> DetectConfig {
+    DetectConfig {
         profiles: vec![ProfileConfig {
             name: "ml".into(),
             behaviors: vec![ml_behavior(METRIC, Level::High, 1)],
@@ -33,7 +34,11 @@ fn config() -> Compiled {
             retain: Vec::new(),
         }],
         ..DetectConfig::default()
-    })
+    }
+}
+
+fn config() -> Compiled {
+    Compiled::new(&detect_config())
 }
 
 fn models(gate: ModelGate) -> Models {
@@ -283,16 +288,7 @@ fn a_restart_rebuilds_models_from_stored_datapoints() {
         ..DefenderSettings::default()
     };
     let d = super::Defender::start(settings, db, None, Arc::new(NoAlerts)).expect("start");
-    d.set_config(&DetectConfig {
-        profiles: vec![ProfileConfig {
-            name: "ml".into(),
-            behaviors: vec![ml_behavior(METRIC, Level::High, 1)],
-            targets: vec![Target::AllThings],
-            alert_target_arn: None,
-            retain: Vec::new(),
-        }],
-        ..DetectConfig::default()
-    });
+    d.set_config(&detect_config());
     let before = d.model_summaries(None);
     assert_eq!(before[0].status, ModelStatus::PendingBuild);
     d.close_period_now();
