@@ -20,8 +20,10 @@ import json
 import math
 import os
 import ssl
+import sys
 import threading
 import time
+import traceback
 
 import boto3
 import paho.mqtt.client as mqtt
@@ -56,6 +58,25 @@ OK_ONLY = policy(
 
 class Slow(AssertionError):
     """The machine did not keep up with the one-second periods."""
+
+
+def run_cases(fleet, cases, label):
+    """Runs each (name, fn) of `cases` with `fleet`, goes on after a failure
+    so one run reports every broken case; prints `LABEL: ok` when all pass.
+    Returns the exit status and each case's result by name."""
+    failed = False
+    results = {}
+    for name, fn in cases:
+        try:
+            results[name] = fn(fleet)
+        except Exception:
+            failed = True
+            print(f"FAILED case {name}", flush=True)
+            traceback.print_exc()
+            sys.stdout.flush()
+    if not failed:
+        print(f"{label}: ok", flush=True)
+    return (1 if failed else 0), results
 
 
 def wait_for(what, fn, limit=8.0, every=0.05):

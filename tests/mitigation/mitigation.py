@@ -10,11 +10,10 @@ import os
 import ssl
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "defender"))
 
-from fleet import ACCOUNT, REGION, Device, Fleet, behavior, count, expect_error, wait_for  # noqa: E402
+from fleet import ACCOUNT, REGION, Device, Fleet, behavior, count, expect_error, run_cases, wait_for  # noqa: E402
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/wardmq"
 SNS = f"arn:aws:sns:{REGION}:{ACCOUNT}:hook"
@@ -235,19 +234,9 @@ def quarantine(f, policy_file):
 
 def main(endpoint, ca, port, workdir, policy_file):
     f = Fleet(endpoint, ca, port, workdir, "unused", workdir)
-    failed = False
-    for name, fn in [("35", case_35), ("36", case_36), ("37", case_37),
-                     ("quarantine", lambda f: quarantine(f, policy_file))]:
-        try:
-            fn(f)
-        except Exception:
-            failed = True
-            print(f"FAILED case {name}", flush=True)
-            traceback.print_exc()
-            sys.stdout.flush()
-    if not failed:
-        print("mitigation: ok", flush=True)
-    return 1 if failed else 0
+    status, _ = run_cases(f, [("35", case_35), ("36", case_36), ("37", case_37),
+                              ("quarantine", lambda f: quarantine(f, policy_file))], "mitigation")
+    return status
 
 
 if __name__ == "__main__":
