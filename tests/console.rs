@@ -322,7 +322,11 @@ fn console_in_headless_chromium() {
         std::path::Path::new(&chromedriver).exists(),
         "{chromedriver} is missing: run scripts/test (installs chromium and chromium-driver)"
     );
-    let w = Wardmq::start_defender("[defender]\ndatapoint_seconds = 1\n");
+    // A two-hour model period makes each one-second period count for the
+    // ML model, which stays PENDING_BUILD (14 model days) for the test.
+    let w = Wardmq::start_defender(
+        "[defender]\ndatapoint_seconds = 1\nml_period_seconds = 7200\nml_min_datapoints = 500\n",
+    );
     let pw = password(&w);
     // Logging in once here proves the password before the browser starts.
     let _ = login(w.addr(), &pw);

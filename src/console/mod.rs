@@ -92,6 +92,7 @@ pub fn router(app: Shared, console: Arc<Console>, api: Router) -> Router {
         .route("/console/audit", get(pages::audit::page))
         .route("/console/audit/run", post(pages::audit::run))
         .route("/console/audit/suppress", post(pages::audit::suppress))
+        .route("/console/audit/mitigate", post(pages::audit::mitigate))
         .route("/console/certificates", get(pages::certificates::page))
         .route(
             "/console/certificates/status",

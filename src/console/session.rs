@@ -84,6 +84,19 @@ pub fn form(raw: &[u8]) -> Result<HashMap<String, String>, Response> {
         .map_err(|e| layout::error(StatusCode::BAD_REQUEST, &format!("malformed form: {e}")))
 }
 
+/// Every value of a repeated name (checkboxes), in form order; empty if
+/// the body is malformed ([`checked_form`] reports that).
+pub fn form_values(raw: &[u8], name: &str) -> Vec<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(raw)
+        .map(|v| {
+            v.into_iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The form of a change, refused (403) unless it carries the session's
 /// CSRF token.
 pub fn checked_form(auth: &Authed, raw: &[u8]) -> Result<HashMap<String, String>, Response> {

@@ -1,14 +1,19 @@
 """Walks the web console in headless Chromium (selenium + chromedriver):
 logs in, visits every page, saves a screenshot of each, asserts no page
 logs a browser console error, marks an alarm as a false positive, starts
-a mitigation on it, runs an audit, checks the profile editor refuses bad behaviours, and watches the
-live stream show a new alarm.
+a mitigation on it, checks the ML model status cells against
+GetBehaviorModelTrainingSummaries, runs an audit, suppresses one finding
+and mitigates another from the audit page, checks the profile editor
+refuses bad behaviours, and watches the live stream show a new alarm.
 
 Arguments: ADMIN_ENDPOINT CA_FILE TLS_PORT PASSWORD WORKDIR SCREENSHOT_DIR.
-The server runs with `datapoint_seconds = 1`. Prints `ok console` at the end.
+The server runs with `datapoint_seconds = 1` and a short ML model day, so
+the ML behaviour's model collects data (PENDING_BUILD, a growing
+percentage) while the browser works. Prints `ok console` at the end.
 """
 
 import os
+import re
 import sys
 import threading
 import time
@@ -37,11 +42,17 @@ fleet = Fleet(endpoint, ca_file, tls_port, workdir, "unused", workdir)
 fleet.profile(
     "chatty",
     "console-fleet",
-    [behavior("too-many-sent", "aws:num-messages-sent", count("less-than", 3, duration=300))],
+    [
+        behavior("too-many-sent", "aws:num-messages-sent", count("less-than", 3, duration=300)),
+        behavior("learned-sent", "aws:num-messages-sent", {"mlDetectionConfig": {"confidenceLevel": "HIGH"}}),
+    ],
     alerts=False,
 )
+ROLE = "arn:aws:iam::123456789012:role/unused"
 noisy = fleet.device("noisy-1", groups=["console-fleet"]).connect()
 later = fleet.device("noisy-2", groups=["console-fleet"])
+# Logging off: the audit's LOGGING_DISABLED_CHECK finding, mitigated later.
+fleet.iot.set_v2_logging_options(roleArn=ROLE, defaultLogLevel="ERROR", disableAllLogs=True)
 fleet.iot.update_account_audit_configuration(
     auditCheckConfigurations={
         "LOGGING_DISABLED_CHECK": {"enabled": True},
@@ -167,8 +178,34 @@ try:
     assert violation_id in driver.page_source
     check("08-alarms-filtered", "Alarms")
 
-    visit("/console/profiles", "09-profiles", "Security profiles")
-    visit("/console/profiles/chatty", "10-profile", "Security profile chatty")
+    # The ML behaviour's model cell says what the API says. The model keeps
+    # collecting while the page loads, so its percentage lies between the
+    # API's readings just before and just after.
+    def model():
+        rows = fleet.iot.get_behavior_model_training_summaries(securityProfileName="chatty")["summaries"]
+        assert [r["behaviorName"] for r in rows] == ["learned-sent"], rows
+        return rows[0]
+
+    def check_model_cell(cell_xpath, page, name, h1):
+        before = model()
+        visit(page, name, h1)
+        after = model()
+        cell = driver.find_element(By.XPATH, cell_xpath).text
+        m = re.search(r"(PENDING_BUILD|ACTIVE|EXPIRED) ([0-9.]+)% collected", cell)
+        assert m, f"{name}: model cell {cell!r}"
+        assert m.group(1) in (before["modelStatus"], after["modelStatus"]), (cell, before, after)
+        pct = float(m.group(2))
+        lo, hi = before["datapointsCollectionPercentage"], after["datapointsCollectionPercentage"]
+        assert lo - 0.05 <= pct <= hi + 0.05, f"{name}: {pct} % not within the API's {lo}..{hi}"
+        step(f"{name}: model cell {cell!r} (API {lo}..{hi})")
+
+    wait_for("the model to collect data", lambda: model()["datapointsCollectionPercentage"] > 0, limit=15)
+    check_model_cell("//tr[td/a[text()='chatty']]/td[contains(@class,'models')]",
+                     "/console/profiles", "09-profiles", "Security profiles")
+    check_model_cell("//tr[td[1][text()='learned-sent']]/td[contains(@class,'models')]",
+                     "/console/profiles/chatty", "10-profile", "Security profile chatty")
+    rule_cell = driver.find_element(By.XPATH, "//tr[td[1][text()='too-many-sent']]/td[contains(@class,'models')]").text
+    assert rule_cell == "—", f"a rule behaviour has no model: {rule_cell!r}"
     area = driver.find_element(By.NAME, "behaviors")
     area.clear()
     area.send_keys('[{"name": "x", "metric": "aws:no-such-metric", "criteria": {"comparisonOperator": "less-than", "value": {"count": 1}}}]')
@@ -191,13 +228,55 @@ try:
     assert len(sup) == 1 and sup[0]["checkName"] == "IOT_POLICY_OVERLY_PERMISSIVE_CHECK", sup
     check("13b-audit-suppressed", "Audit")
 
+    # Mitigate the LOGGING_DISABLED_CHECK finding from the audit page.
+    fleet.iot.create_mitigation_action(
+        actionName="console-logging",
+        roleArn=ROLE,
+        actionParams={"enableIoTLoggingParams": {"roleArnForLogging": ROLE, "logLevel": "WARN"}},
+    )
+    driver.refresh()
+    mitigate = driver.find_element(By.ID, "mitigate")
+    # Nothing ticked: refused with a message, no task.
+    submit(mitigate.find_element(By.TAG_NAME, "button"))
+    assert "Select at least one finding" in driver.find_element(By.CSS_SELECTOR, "p.flash.error").text
+    assert not fleet.iot.list_audit_mitigation_actions_tasks(
+        startTime=T0 - 60, endTime=time.time() + 60)["tasks"], "a task started without findings"
+    logging_finding = [f for f in fleet.iot.list_audit_findings(checkName="LOGGING_DISABLED_CHECK",
+                                                                startTime=T0 - 60, endTime=time.time() + 60)["findings"]]
+    assert len(logging_finding) == 1, logging_finding
+    finding_id = logging_finding[0]["findingId"]
+    driver.find_element(By.XPATH, f"//input[@type='checkbox'][@name='finding'][@value='{finding_id}']").click()
+    mitigate = driver.find_element(By.ID, "mitigate")
+    Select(mitigate.find_element(By.NAME, "action")).select_by_value("console-logging")
+    check("13c-audit-mitigate-form", "Audit")
+    submit(mitigate.find_element(By.TAG_NAME, "button"))
+    flash = driver.find_element(By.CSS_SELECTOR, "p.flash").text
+    assert "Started console-logging on 1 finding(s) as audit mitigation task console-" in flash, flash
+    assert "/console/mitigations?" in driver.current_url, driver.current_url
+    audit_task = re.search(r"task (console-[A-Za-z0-9_-]+)", flash).group(1)
+    wait_for("the audit mitigation task", lambda: fleet.iot.describe_audit_mitigation_actions_task(
+        taskId=audit_task)["taskStatus"] != "IN_PROGRESS" or None, limit=10)
+    described = fleet.iot.describe_audit_mitigation_actions_task(taskId=audit_task)
+    assert described["taskStatus"] == "COMPLETED", described
+    assert described["target"] == {"findingIds": [finding_id]}, described["target"]
+    assert described["auditCheckToActionsMapping"] == {"LOGGING_DISABLED_CHECK": ["console-logging"]}, described
+    opts = fleet.iot.get_v2_logging_options()
+    assert opts["defaultLogLevel"] == "WARN" and not opts["disableAllLogs"], opts
+    driver.refresh()
+    row = driver.find_element(By.XPATH, f"//table[contains(@class,'audit-executions')]//tr[contains(., '{audit_task}')]")
+    assert finding_id in row.get_attribute("innerHTML"), row.get_attribute("innerHTML")
+    assert "COMPLETED" in row.text and "console-logging" in row.text, row.text
+    task_row = driver.find_element(By.XPATH, f"//table[contains(@class,'audit-tasks')]//tr[contains(., '{audit_task}')]")
+    assert "COMPLETED" in task_row.text and "LOGGING_DISABLED_CHECK → console-logging" in task_row.text, task_row.text
+    check("13d-audit-mitigated", "Mitigations")
+
     visit("/console/certificates", "14-certificates", "Certificates and CAs")
 
     # Start a mitigation on the alarm: noisy-1 goes into the quarantine group.
     fleet.iot.create_thing_group(thingGroupName="console-quarantine")
     fleet.iot.create_mitigation_action(
         actionName="console-quarantine",
-        roleArn="arn:aws:iam::123456789012:role/unused",
+        roleArn=ROLE,
         actionParams={"addThingsToThingGroupParams": {"thingGroupNames": ["console-quarantine"]}},
     )
     driver.get(base + "/console/alarms?thing=noisy-1")

@@ -784,6 +784,19 @@ impl Mitigation {
         })
     }
 
+    /// Every execution of one audit task, in the order they ran (the
+    /// console's view; the API lists them one finding at a time).
+    pub fn audit_task_executions(&self, task_id: &str) -> Result<Vec<AuditExecution>> {
+        self.inner
+            .state()
+            .audit
+            .get(task_id)
+            .map(|r| r.executions.clone())
+            .ok_or_else(|| {
+                MitigationError::NotFound(format!("no audit mitigation actions task {task_id}"))
+            })
+    }
+
     // ---- Detect tasks ----
 
     /// StartDetectMitigationActionsTask.

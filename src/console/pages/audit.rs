@@ -1,5 +1,6 @@
 //! Audit: run an on-demand audit of every enabled check, read a task's
-//! findings by severity, suppress a finding's resource.
+//! findings by severity, suppress a finding's resource, and start an audit
+//! mitigation actions task for the findings selected.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -7,12 +8,18 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
 use serde_json::Value;
+use std::collections::BTreeMap;
+
+use wardmq_defender::audit::checks::CheckName;
 use wardmq_defender::audit::{Audit, ResourceIdentifier, SuppressionInput};
 use wardmq_defender::detect::model::Timestamp;
+use wardmq_defender::mitigation::model::{AuditTarget, MitigationAction};
+use wardmq_defender::mitigation::{validate, AuditTaskInput};
 
 use super::data;
+use crate::console::auth::random_token;
 use crate::console::layout::{self, csrf, now_ms, text, time_json};
-use crate::console::session::{checked_form, urlencode, Authed, Params};
+use crate::console::session::{checked_form, form_values, urlencode, Authed, Params};
 use crate::console::{blocking, Ctx};
 
 const SEVERITIES: [&str; 4] = ["CRITICAL", "HIGH", "MEDIUM", "LOW"];
@@ -71,6 +78,10 @@ pub async fn page(State(ctx): State<Ctx>, auth: Authed, Params(q): Params) -> Re
         Some(id) => data::findings(&a, id).await,
         None => Ok(Vec::new()),
     };
+    let actions = match &findings {
+        Ok(f) if !f.is_empty() => audit_actions(&ctx, f).await,
+        _ => Vec::new(),
+    };
     let body = html! {
         (layout::flash(&q))
         section class="toolbar" {
@@ -98,6 +109,9 @@ pub async fn page(State(ctx): State<Ctx>, auth: Authed, Params(q): Params) -> Re
                             @if !these.is_empty() {
                                 h3 { span class=(format!("sev {sev}")) { (sev) } " (" (these.len()) ")" }
                                 table { tbody { @for x in these { tr {
+                                    @if !actions.is_empty() {
+                                        td class="pick" { input type="checkbox" name="finding" form="mitigate" value=(text(&x["findingId"])) aria-label="Select this finding to mitigate"; }
+                                    }
                                     td { (text(&x["checkName"])) br;
                                          span class="small muted" { (text(&x["reasonForNonCompliance"])) } }
                                     td class="small" { (resource_label(&x["nonCompliantResource"]["resourceIdentifier"])) }
@@ -114,14 +128,12 @@ pub async fn page(State(ctx): State<Ctx>, auth: Authed, Params(q): Params) -> Re
                                                 }
                                                 button type="submit" { "Suppress" }
                                             }
-                                            // Audit mitigation tasks map checks to actions; the console
-                                            // does not offer them yet (StartAuditMitigationActionsTask does).
-                                            button type="button" class="secondary" disabled title="Start audit mitigation tasks with the API (start-audit-mitigation-actions-task)" { "Mitigate" }
                                         }
                                     }
                                 } } } }
                             }
                         }
+                        (mitigate_form(&auth, selected.as_deref(), &actions))
                     }
                 }
             }
@@ -209,4 +221,112 @@ pub async fn suppress(State(ctx): State<Ctx>, auth: Authed, raw: Bytes) -> Respo
         .await
         .map(|()| "Suppressed.".to_owned());
     layout::after(&back, result)
+}
+
+/// The actions that may mitigate some finding on the page (by their
+/// check, as StartAuditMitigationActionsTask allows them).
+async fn audit_actions(ctx: &Ctx, findings: &[Value]) -> Vec<MitigationAction> {
+    let Some(m) = ctx.app.mitigation.clone() else {
+        return Vec::new();
+    };
+    let checks: Vec<CheckName> = findings
+        .iter()
+        .filter_map(|f| f["checkName"].as_str().and_then(CheckName::parse))
+        .collect();
+    blocking(move || m.list_actions(None, Some(250), None))
+        .await
+        .map(|p| {
+            p.items
+                .into_iter()
+                .filter(|a| checks.iter().any(|c| validate::applies(*c, a.action_type)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One form for the findings ticked above (their checkboxes belong to it
+/// through `form="mitigate"`, so it needs no script and no nesting).
+fn mitigate_form(auth: &Authed, task: Option<&str>, actions: &[MitigationAction]) -> maud::Markup {
+    html! {
+        @if actions.is_empty() {
+            p class="small muted" {
+                "No mitigation action applies to these findings; create one with "
+                code { "aws iot create-mitigation-action" } "."
+            }
+        } @else {
+            form id="mitigate" class="inline mitigate" method="post" action="/console/audit/mitigate" {
+                (csrf(auth))
+                input type="hidden" name="task" value=(task.unwrap_or(""));
+                span class="small muted" { "Selected findings:" }
+                select name="action" aria-label="Mitigation action" {
+                    @for a in actions {
+                        option value=(a.action_name) { (a.action_name) " (" (a.action_type.as_str()) ")" }
+                    }
+                }
+                button type="submit" { "Mitigate" }
+            }
+        }
+    }
+}
+
+/// Starts an audit mitigation actions task (`console-<random>`) running
+/// one action on the findings selected: the same call as
+/// StartAuditMitigationActionsTask, so it refuses what the API would.
+pub async fn mitigate(State(ctx): State<Ctx>, auth: Authed, raw: Bytes) -> Response {
+    let f = match checked_form(&auth, &raw) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let a = match audit(&ctx) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Some(m) = ctx.app.mitigation.clone() else {
+        return layout::error(StatusCode::SERVICE_UNAVAILABLE, "the defender is disabled");
+    };
+    let back = match f.get("task").filter(|t| !t.is_empty()) {
+        Some(t) => format!("/console/audit?task={}", urlencode(t)),
+        None => "/console/audit".to_owned(),
+    };
+    let findings = form_values(&raw, "finding");
+    let Some(action) = f.get("action").filter(|s| !s.is_empty()).cloned() else {
+        return layout::after(&back, Err("Choose a mitigation action.".to_owned()));
+    };
+    if findings.is_empty() {
+        return layout::after(
+            &back,
+            Err("Select at least one finding to mitigate.".to_owned()),
+        );
+    }
+    let task_id = format!("console-{}", random_token(16));
+    let n = findings.len();
+    let act = action.clone();
+    let result = blocking(move || {
+        // Every selected finding's check maps to the chosen action.
+        let mut mapping = BTreeMap::new();
+        for id in &findings {
+            let check = a.finding(id).map_err(|e| e.to_string())?.check_name;
+            mapping.insert(check.as_str().to_owned(), vec![act.clone()]);
+        }
+        let input = AuditTaskInput {
+            target: AuditTarget {
+                finding_ids: Some(findings),
+                ..AuditTarget::default()
+            },
+            audit_check_to_actions_mapping: mapping,
+            client_request_token: random_token(32),
+        };
+        m.start_audit_task(&task_id, input)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    match result {
+        Ok(id) => layout::after(
+            "/console/mitigations",
+            Ok(format!(
+                "Started {action} on {n} finding(s) as audit mitigation task {id}."
+            )),
+        ),
+        Err(e) => layout::after(&back, Err(e)),
+    }
 }

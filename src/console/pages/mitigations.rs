@@ -1,5 +1,6 @@
-//! Mitigation actions, Detect mitigation tasks and their executions, and
-//! starting a task for one alarm (the alarms page posts here).
+//! Mitigation actions, Detect and audit mitigation tasks and their
+//! executions, and starting a Detect task for one alarm (the alarms page
+//! posts here; the audit page starts audit tasks itself).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -8,8 +9,12 @@ use axum::response::Response;
 use maud::{html, Markup};
 use serde_json::Value;
 use wardmq_defender::detect::model::Timestamp;
-use wardmq_defender::mitigation::model::{ActionType, DetectTarget};
-use wardmq_defender::mitigation::{DetectExecutionFilter, DetectTaskInput, Mitigation};
+use wardmq_defender::mitigation::model::{
+    ActionType, AuditExecution, AuditMitigationTask, CheckStatistics, DetectTarget,
+};
+use wardmq_defender::mitigation::{
+    AuditTaskFilter, DetectExecutionFilter, DetectTaskInput, Mitigation,
+};
 
 use crate::console::auth::random_token;
 use crate::console::layout::{self, now_ms};
@@ -70,10 +75,33 @@ pub async fn page(State(ctx): State<Ctx>, auth: Authed, Params(q): Params) -> Re
                 None,
             )?
             .items;
-        Ok::<_, wardmq_defender::mitigation::MitigationError>((actions, tasks, executions))
+        let mut audit_tasks = m
+            .list_audit_tasks(
+                &AuditTaskFilter {
+                    audit_task_id: None,
+                    finding_id: None,
+                    task_status: None,
+                    start_time: since,
+                    end_time: now,
+                },
+                Some(250),
+                None,
+            )?
+            .items;
+        audit_tasks.reverse();
+        let mut audit_executions = Vec::new();
+        for t in &audit_tasks {
+            audit_executions.extend(m.audit_task_executions(&t.task_id)?);
+        }
+        Ok::<_, wardmq_defender::mitigation::MitigationError>((
+            actions,
+            tasks,
+            executions,
+            (audit_tasks, audit_executions),
+        ))
     })
     .await;
-    let (actions, tasks, mut executions) = match listed {
+    let (actions, tasks, mut executions, audit) = match listed {
         Ok(l) => l,
         Err(e) => return layout::error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
@@ -137,8 +165,74 @@ pub async fn page(State(ctx): State<Ctx>, auth: Authed, Params(q): Params) -> Re
                 }
             }
         }
+        (audit_tables(&audit.0, &audit.1))
     };
     layout::page("Mitigations", &auth, "/console/mitigations", body)
+}
+
+/// Audit mitigation tasks (newest first) and their executions by finding.
+fn audit_tables(tasks: &[AuditMitigationTask], executions: &[AuditExecution]) -> Markup {
+    html! {
+        h2 { "Audit mitigation tasks (last " (DAYS) " days)" }
+        @if tasks.is_empty() {
+            p class="muted" { "None. Start one from the audit page's findings." }
+        } @else {
+            table class="audit-tasks" {
+                thead { tr { th { "Task" } th { "Status" } th { "Started" } th { "Checks → actions" } th { "Succeeded" } th { "Failed" } th { "Skipped" } th { "Canceled" } } }
+                tbody {
+                    @for t in tasks {
+                        @let s = totals(t);
+                        tr {
+                            td { (t.task_id) }
+                            td { span class=(format!("pill {}", json(&t.task_status))) { (json(&t.task_status)) } }
+                            td { (layout::time_ms(t.start_time.as_millis())) }
+                            td class="small" {
+                                @for (check, names) in &t.audit_check_to_actions_mapping {
+                                    (check) " → " (names.join(", ")) br;
+                                }
+                            }
+                            td { (s.succeeded_findings_count) }
+                            td { (s.failed_findings_count) }
+                            td { (s.skipped_findings_count) }
+                            td { (s.canceled_findings_count) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Audit executions" }
+        @if executions.is_empty() {
+            p class="muted" { "None." }
+        } @else {
+            table class="audit-executions" {
+                thead { tr { th { "Finding" } th { "Action" } th { "Status" } th { "Task" } th { "Message" } } }
+                tbody {
+                    @for e in executions {
+                        tr {
+                            td class="small" { code class="id" title=(e.finding_id) { (e.finding_id) } }
+                            td { (e.action_name) }
+                            td { span class=(format!("pill {}", json(&e.status))) { (json(&e.status)) } }
+                            td { (e.task_id) }
+                            td class="small" { (e.message.as_deref().or(e.error_code.as_deref()).unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A task's statistics summed over its checks.
+fn totals(t: &AuditMitigationTask) -> CheckStatistics {
+    t.task_statistics
+        .values()
+        .fold(CheckStatistics::default(), |a, s| CheckStatistics {
+            total_findings_count: a.total_findings_count + s.total_findings_count,
+            failed_findings_count: a.failed_findings_count + s.failed_findings_count,
+            succeeded_findings_count: a.succeeded_findings_count + s.succeeded_findings_count,
+            skipped_findings_count: a.skipped_findings_count + s.skipped_findings_count,
+            canceled_findings_count: a.canceled_findings_count + s.canceled_findings_count,
+        })
 }
 
 /// Serialized the way the API shows it (enums as AWS spells them).

@@ -9,16 +9,37 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use maud::html;
+use maud::{html, Markup};
 use wardmq_defender::catalog::{Catalog, ProfileMembers, ProfileUpdate};
 use wardmq_defender::detect::model::{Behavior, SecurityProfile};
+use wardmq_defender::engine::ModelSummary;
 
 use crate::console::layout::{self, csrf, text, time_json};
 use crate::console::session::{checked_form, urlencode, Authed, Params};
 use crate::console::{blocking, Ctx};
 
-/// ML Detect's model status, until ML Detect lands.
-const MODEL_STATUS_PENDING: &str = "—";
+/// The ML models of one profile (or all, with `None`) as
+/// GetBehaviorModelTrainingSummaries reports them; empty without Detect.
+/// Off the runtime: the models' lock is held while a period is judged.
+async fn models(ctx: &Ctx, profile: Option<String>) -> Vec<ModelSummary> {
+    let Some(d) = ctx.app.defender.clone() else {
+        return Vec::new();
+    };
+    blocking(move || Ok::<_, String>(d.model_summaries(profile.as_deref())))
+        .await
+        .unwrap_or_default()
+}
+
+/// A model's status and how much of its training data is collected.
+fn model_cell(m: &ModelSummary) -> Markup {
+    html! {
+        span class=(format!("pill {}", m.status.as_str())) { (m.status.as_str()) }
+        " "
+        span class="small" title="datapointsCollectionPercentage" {
+            (format!("{:.1}", m.datapoints_collection_percentage)) "% collected"
+        }
+    }
+}
 
 fn catalog(ctx: &Ctx) -> Result<Catalog, Response> {
     ctx.app.catalog.clone().ok_or_else(|| {
@@ -35,6 +56,7 @@ pub async fn list(State(ctx): State<Ctx>, auth: Authed) -> Response {
         Err(r) => return r,
     };
     let snap = c.snapshot();
+    let all_models = models(&ctx, None).await;
     let body = html! {
         @if snap.profiles.is_empty() {
             p class="muted" { "No security profiles. Create one with " code { "aws iot create-security-profile" } "." }
@@ -46,7 +68,11 @@ pub async fn list(State(ctx): State<Ctx>, auth: Authed) -> Response {
                     td { (p.security_profile_description.as_deref().unwrap_or("")) }
                     td class="num" { (p.behaviors.as_ref().map_or(0, Vec::len)) }
                     td class="small" { @for t in snap.targets_of(name) { code { (t.arn(c.scope())) } br; } }
-                    td { (MODEL_STATUS_PENDING) }
+                    td class="models" {
+                        @let mine: Vec<&ModelSummary> = all_models.iter().filter(|m| &m.profile == name).collect();
+                        @if mine.is_empty() { span class="muted" { "—" } }
+                        @for m in mine { div { span class="small" { (m.behavior) ": " } (model_cell(m)) } }
+                    }
                 } } }
             }
         }
@@ -65,17 +91,20 @@ pub async fn detail(
         Err(r) => return r,
     };
     match c.security_profile(&name) {
-        Ok(p) => render(&ctx, &c, &auth, &p, None, &q),
+        Ok(p) => {
+            let m = models(&ctx, Some(name.clone())).await;
+            render(&c, &auth, &p, &m, None, &q)
+        }
         Err(e) => layout::error(StatusCode::NOT_FOUND, &e.to_string()),
     }
 }
 
 /// The page; `edit` is a refused edit to show again with its error.
 fn render(
-    _ctx: &Ctx,
     c: &Catalog,
     auth: &Authed,
     p: &SecurityProfile,
+    models: &[ModelSummary],
     edit: Option<(&str, &str, &str)>,
     q: &HashMap<String, String>,
 ) -> Response {
@@ -101,11 +130,10 @@ fn render(
             tr { th { "Last modified" } td { (time_json(&serde_json::to_value(p).unwrap_or_default()["lastModifiedDate"])) } }
             tr { th { "Targets" } td { @for t in snap.targets_of(name) { code { (t.arn(c.scope())) } br; } } }
             tr { th { "Alert targets" } td { (text(&serde_json::to_value(&p.alert_targets).unwrap_or_default())) } }
-            tr { th { "ML model status" } td { (MODEL_STATUS_PENDING) } }
         } }
         h2 { "Behaviours" }
         table {
-            thead { tr { th { "Name" } th { "Metric" } th { "Dimension" } th { "Criteria" } th { "Alerts suppressed" } } }
+            thead { tr { th { "Name" } th { "Metric" } th { "Dimension" } th { "Criteria" } th { "Alerts suppressed" } th { "ML model" } } }
             tbody { @for b in &behaviours {
                 @let v = serde_json::to_value(b).unwrap_or_default();
                 tr {
@@ -114,6 +142,12 @@ fn render(
                     td class="small" { (text(&v["metricDimension"])) }
                     td class="small" { code { (text(&v["criteria"])) } }
                     td { (text(&v["suppressAlerts"])) }
+                    td class="models" {
+                        @match models.iter().find(|m| m.behavior == b.name) {
+                            Some(m) => (model_cell(m)),
+                            None => span class="muted" { "—" },
+                        }
+                    }
                 }
             } }
         }
@@ -163,12 +197,13 @@ pub async fn update(
     };
     let desc = f.get("description").cloned().unwrap_or_default();
     let btext = f.get("behaviors").cloned().unwrap_or_default();
+    let current_models = models(&ctx, Some(name.clone())).await;
     let refuse = |e: String| {
         render(
-            &ctx,
             &c,
             &auth,
             &current,
+            &current_models,
             Some((&desc, &btext, &e)),
             &HashMap::new(),
         )
