@@ -7,7 +7,9 @@ Usage: monitoring.py ADMIN_URL CA_FILE TLS_PORT WORKDIR metrics TOKEN
 
 metrics: /metrics (behind bearer TOKEN) parses with prometheus_client's
 parser, and its counters move with MQTT traffic, a refused CONNECT, a
-failed TLS handshake and an alarm. Prints "metrics: ok".
+failed TLS handshake, an alarm, an ML model, a mitigation and a request
+with an unknown key. The Grafana dashboard queries exactly the families
+/metrics exposes. Prints "metrics: ok".
 
 sys: a client allowed $SYS receives $SYS/broker/clients/connected, one
 whose policy does not allow it receives nothing, and no client can
@@ -26,7 +28,9 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "defender"))
 
+import boto3  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
 from fleet import ACCOUNT, REGION, Device, Fleet, behavior, count, policy, wait_for  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
@@ -162,7 +166,10 @@ def metrics(fleet, admin, token):
     fleet.profile(
         "m-prof",
         "m-group",
-        [behavior("chatty", "aws:num-messages-sent", count("greater-than", 2))],
+        [
+            behavior("chatty", "aws:num-messages-sent", count("greater-than", 2)),
+            behavior("learned", "aws:num-messages-sent", {"mlDetectionConfig": {"confidenceLevel": "HIGH"}}),
+        ],
     )
     pub = fleet.device("m-pub", groups=["m-group"]).connect()
     sub = fleet.device("m-sub").connect()
@@ -204,6 +211,17 @@ def metrics(fleet, admin, token):
             )
             >= 1,
             "alert sent": value(after, "wardmq_defender_alerts_total", sink="hook", result="sent") >= 1,
+            # pub, sub, the refused CONNECT and the certificate-less handshake
+            "accepted": d("wardmq_connections_accepted_total") >= 4,
+            "sessions online": value(after, "wardmq_sessions_online") >= 2,
+            "model pending": value(
+                after, "wardmq_defender_model_status", profile="m-prof", behavior="learned", status="PENDING_BUILD"
+            )
+            == 1
+            and value(after, "wardmq_defender_model_status", profile="m-prof", behavior="learned", status="ACTIVE")
+            == 0,
+            "build info": any(n == "wardmq_build_info" and v == 1 for (n, _), v in after.items()),
+            "uptime": value(after, "wardmq_uptime_seconds") > 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         return None if bad else after
@@ -214,15 +232,68 @@ def metrics(fleet, admin, token):
         _, after = scrape(admin, token)
         moved_names = {k[0] for k in after}
         raise AssertionError(f"counters did not move; samples: {sorted(moved_names)}\n{after}") from None
+    mitigation_moves(fleet, admin, token, pub.name)
+    _, before_disconnect = scrape(admin, token)
     pub.disconnect()
     sub.disconnect()
+    wait_for(
+        "two graceful disconnects",
+        lambda: value(scrape(admin, token)[1], "wardmq_disconnects_total", kind="graceful")
+        - value(before_disconnect, "wardmq_disconnects_total", kind="graceful")
+        >= 2,
+        limit=5,
+    )
+    auth_failure_moves(admin, token)
+    types, _ = scrape(admin, token)
     check_dashboard(types)
     print("metrics: ok", flush=True)
 
 
+def mitigation_moves(fleet, admin, token, thing):
+    """A Detect mitigation task on the alarm counts exactly one successful
+    ADD_THINGS_TO_THING_GROUP execution."""
+    name = "wardmq_defender_mitigations_total"
+    labels = dict(type="ADD_THINGS_TO_THING_GROUP", result="successful")
+    _, before = scrape(admin, token)
+    fleet.iot.create_thing_group(thingGroupName="m-quarantine")
+    fleet.iot.create_mitigation_action(
+        actionName="m-quarantine",
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/unused",
+        actionParams={"addThingsToThingGroupParams": {"thingGroupNames": ["m-quarantine"]}},
+    )
+    # The alarm may have cleared by now; its violation is still a target.
+    violation = [e for e in fleet.events(thing) if e["violationEventType"] == "in-alarm"][0]["violationId"]
+    fleet.iot.start_detect_mitigation_actions_task(
+        taskId="m-task", target={"violationIds": [violation]}, actions=["m-quarantine"], clientRequestToken="m-task"
+    )
+    wait_for("the mitigation counted", lambda: value(scrape(admin, token)[1], name, **labels) > value(before, name, **labels), limit=10)
+    time.sleep(0.5)  # a second execution would be counted by now
+    _, after = scrape(admin, token)
+    assert value(after, name, **labels) - value(before, name, **labels) == 1, [
+        (k, v) for k, v in after.items() if k[0] == name
+    ]
+
+
+def auth_failure_moves(admin, token):
+    """An API request signed with an unknown key counts once."""
+    name = "wardmq_admin_auth_failures_total"
+    _, before = scrape(admin, token)
+    stranger = boto3.client(
+        "iot", endpoint_url=admin, region_name=REGION, aws_access_key_id="AKIDUNKNOWN", aws_secret_access_key="nope"
+    )
+    try:
+        stranger.list_things()
+        raise AssertionError("an unknown key was accepted")
+    except ClientError as e:
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 403, e.response
+    _, after = scrape(admin, token)
+    assert value(after, name) - value(before, name) == 1, (value(before, name), value(after, name))
+
+
 def check_dashboard(types):
     """The Grafana dashboard imports (an input for the datasource, a schema
-    version) and queries only metrics the server exposes."""
+    version), queries only metrics the server exposes, and every family the
+    server exposes has a panel, so the two cannot drift apart."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "config", "grafana", "wardmq.json")
     with open(path) as f:
         dash = json.load(f)
@@ -230,10 +301,25 @@ def check_dashboard(types):
     assert [i["name"] for i in dash["__inputs"]] == ["DS_PROMETHEUS"], dash["__inputs"]
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
     assert exprs, "no queries"
+    queried = set()
     for e in exprs:
         for name in re.findall(r"\bwardmq_[a-z_]+", e):
             family = re.sub(r"_(total|bucket|sum|count)$", "", name)
             assert family in types, f"dashboard query {e!r} uses {name}, which /metrics does not expose"
+            queried.add(family)
+    missing = sorted(set(types) - queried)
+    assert not missing, f"/metrics families without a dashboard panel: {missing}"
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids)), f"duplicate panel ids {ids}"
+    # Panels tile the 24-column grid without overlapping.
+    cells = {}
+    for p in dash["panels"]:
+        g = p["gridPos"]
+        assert g["x"] + g["w"] <= 24, (p["title"], g)
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, f"{p['title']!r} overlaps {cells[(x, y)]!r}"
+                cells[(x, y)] = p["title"]
 
 
 # ---------------------------------------------------------------------- sys
