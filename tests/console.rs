@@ -239,6 +239,52 @@ fn console_requires_login_and_protects_changes() {
     }
     let described = w.aws(&["describe-certificate", "--certificate-id", &cert_id]);
     assert_eq!(described["certificateDescription"]["status"], "ACTIVE");
+    // The audit page's Mitigate form: a forged token is refused; an unknown
+    // finding or no finding at all comes back as a message, not a task.
+    let r = http(
+        addr,
+        "POST",
+        "/console/audit/mitigate",
+        &[("Cookie", &cookie)],
+        &form(&[("finding", "f"), ("action", "a"), ("csrf", "forged")]),
+    );
+    assert_eq!(r.status, 403);
+    for (body, says) in [
+        (
+            form(&[
+                ("finding", "no-such-finding"),
+                ("action", "a"),
+                ("csrf", &token),
+            ]),
+            "no+audit+finding",
+        ),
+        (
+            form(&[("action", "a"), ("csrf", &token)]),
+            "Select+at+least+one+finding",
+        ),
+    ] {
+        let r = http(
+            addr,
+            "POST",
+            "/console/audit/mitigate",
+            &[("Cookie", &cookie)],
+            &body,
+        );
+        let to = r.header("location").unwrap_or("");
+        assert_eq!(r.status, 303, "{body}");
+        assert!(
+            to.starts_with("/console/audit?err=") && to.contains(says),
+            "{body}: {to}"
+        );
+    }
+    let tasks = w.aws(&[
+        "list-audit-mitigation-actions-tasks",
+        "--start-time",
+        "2000-01-01T00:00:00Z",
+        "--end-time",
+        "2100-01-01T00:00:00Z",
+    ]);
+    assert_eq!(tasks["tasks"], serde_json::json!([]), "{tasks}");
     // Bad input is a 400 page, not a panic.
     let r = http(
         addr,

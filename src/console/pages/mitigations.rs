@@ -135,7 +135,7 @@ pub async fn page(State(ctx): State<Ctx>, auth: Authed, Params(q): Params) -> Re
                     @for t in &tasks {
                         tr {
                             td { (t.task_id) }
-                            td { (json(&t.task_status)) }
+                            td { span class=(format!("pill {}", json(&t.task_status))) { (json(&t.task_status)) } }
                             td { (layout::time_ms(t.task_start_time.as_millis())) }
                             td { (t.task_statistics.actions_executed) }
                             td { (t.task_statistics.actions_skipped) }
@@ -145,7 +145,7 @@ pub async fn page(State(ctx): State<Ctx>, auth: Authed, Params(q): Params) -> Re
                 }
             }
         }
-        h2 { "Executions" }
+        h2 { "Detect executions" }
         @if executions.is_empty() {
             p class="muted" { "None." }
         } @else {
@@ -156,7 +156,7 @@ pub async fn page(State(ctx): State<Ctx>, auth: Authed, Params(q): Params) -> Re
                         tr {
                             td { (e.thing_name) }
                             td { (e.action_name) }
-                            td { (json(&e.status)) }
+                            td { span class=(format!("pill {}", json(&e.status))) { (json(&e.status)) } }
                             td { (e.task_id) }
                             td class="small" { (e.violation_id) }
                             td class="small" { (e.message.as_deref().unwrap_or("")) }
