@@ -239,3 +239,21 @@ pub async fn logout(
     }
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_values_keeps_every_checkbox_in_order() {
+        let raw = b"csrf=t&finding=a&action=x&finding=b%2Fc&finding=";
+        assert_eq!(form_values(raw, "finding"), ["a", "b/c", ""]);
+        assert_eq!(form_values(raw, "action"), ["x"]);
+        assert!(form_values(raw, "none").is_empty());
+        // Bad escapes and bytes are kept (lossily), never a panic.
+        assert_eq!(
+            form_values(b"finding=%ZZ&finding=\xff", "finding"),
+            ["%ZZ", "\u{fffd}"]
+        );
+    }
+}
