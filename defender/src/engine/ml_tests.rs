@@ -252,16 +252,13 @@ impl super::AlertSender for NoAlerts {
     fn send(&self, _: &str, _: &crate::detect::model::ViolationEvent) {}
 }
 
-#[test]
-fn a_restart_rebuilds_models_from_stored_datapoints() {
-    use crate::store::{DefenderDb, SeriesKey, ViolationFilter};
+/// Three devices' datapoints of [`METRIC`] in the series of `dimension`
+/// (a store dimension) for the last 700 one-second periods (two model
+/// days and more), as an earlier run stored them; the first one's time.
+fn store_history(db: &crate::store::DefenderDb, dimension: &str) -> Timestamp {
+    use crate::store::SeriesKey;
 
-    let dir = tempfile::tempdir().expect("tmp");
-    let db = DefenderDb::open(dir.path()).expect("db");
-    // Three devices' datapoints for the last 700 one-second periods (two
-    // model days and more), as an earlier run stored them.
     let now_s = super::now().as_millis() / 1000;
-    let first = Timestamp::from_millis((now_s - 700) * 1000);
     let value = crate::detect::model::MetricValue {
         count: Some(5),
         ..Default::default()
@@ -272,7 +269,7 @@ fn a_restart_rebuilds_models_from_stored_datapoints() {
         .flat_map(|t| {
             (0..700).map(|k| {
                 (
-                    SeriesKey::new(t, METRIC, ""),
+                    SeriesKey::new(t, METRIC, dimension),
                     Timestamp::from_millis((now_s - 700 + k) * 1000),
                     &value,
                 )
@@ -280,6 +277,12 @@ fn a_restart_rebuilds_models_from_stored_datapoints() {
         })
         .collect();
     db.metrics().put_period(&rows).expect("store");
+    Timestamp::from_millis((now_s - 700) * 1000)
+}
+
+/// A defender on `db` with one-second periods and a gate two model days
+/// of three devices pass.
+fn restart(db: crate::store::DefenderDb, config: &DetectConfig) -> super::Defender {
     let settings = DefenderSettings {
         datapoint_period: Duration::from_secs(1),
         ml_gate: ModelGate {
@@ -290,7 +293,18 @@ fn a_restart_rebuilds_models_from_stored_datapoints() {
         ..DefenderSettings::default()
     };
     let d = super::Defender::start(settings, db, None, Arc::new(NoAlerts)).expect("start");
-    d.set_config(&detect_config());
+    d.set_config(config);
+    d
+}
+
+#[test]
+fn a_restart_rebuilds_models_from_stored_datapoints() {
+    use crate::store::{DefenderDb, ViolationFilter};
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = DefenderDb::open(dir.path()).expect("db");
+    let first = store_history(&db, "");
+    let d = restart(db, &detect_config());
     let before = d.model_summaries(None);
     assert_eq!(before[0].status, ModelStatus::PendingBuild);
     d.close_period_now();
@@ -301,6 +315,52 @@ fn a_restart_rebuilds_models_from_stored_datapoints() {
         .list_active_violations(&ViolationFilter::default(), None, None)
         .expect("list");
     assert!(active.items.is_empty(), "history raised {:?}", active.items);
+    d.shutdown();
+}
+
+/// An ML behaviour with a TOPIC_FILTER dimension (spec §8 allows one on
+/// messages sent) learns its own series: the stored history of the
+/// dimension builds its model, and none of it reaches the behaviour on
+/// all messages.
+#[test]
+fn a_dimensioned_model_is_rebuilt_from_its_own_series() {
+    use crate::detect::model::{DimensionValueOperator, MetricDimension};
+    use crate::store::DefenderDb;
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = DefenderDb::open(dir.path()).expect("db");
+    let first = store_history(&db, "telemetry");
+    let mut config = detect_config();
+    let mut in_dim = ml_behavior(METRIC, Level::High, 1);
+    in_dim.name = "telemetry-ml".into();
+    in_dim.metric_dimension = Some(MetricDimension {
+        dimension_name: "telemetry".into(),
+        operator: Some(DimensionValueOperator::In),
+    });
+    config.profiles[0].behaviors.push(in_dim);
+    config
+        .dimensions
+        .insert("telemetry".into(), vec!["t/#".into()]);
+    let d = restart(db, &config);
+    d.close_period_now();
+    let s = d.model_summaries(Some("ml"));
+    let status: Vec<_> = s
+        .iter()
+        .map(|s| {
+            (
+                s.behavior.as_str(),
+                s.status,
+                s.training_data_collection_start,
+            )
+        })
+        .collect();
+    assert_eq!(
+        status,
+        [
+            (METRIC, ModelStatus::PendingBuild, None),
+            ("telemetry-ml", ModelStatus::Active, Some(first)),
+        ]
+    );
     d.shutdown();
 }
 
@@ -399,7 +459,8 @@ mod live {
     const CONNS: &str = "aws:num-established-tcp-connections";
     const SESSIONS: &str = "sessions";
     const DEVICES: usize = 30;
-    /// Stored history: four model days of 12 one-minute periods.
+    /// Stored history: four model days of 12 one-hour periods (hour-long
+    /// periods, so the worker closes none on its own during a test).
     const HISTORY: u64 = 48;
 
     /// A device's usual values in period `k`: a few connections, about
@@ -414,12 +475,12 @@ mod live {
     fn start() -> Fixture {
         let dir = tempfile::tempdir().expect("tmp");
         let db = DefenderDb::open(dir.path()).expect("db");
-        let period_s = 60;
+        let period_s = 3600;
         let now_n = super::super::now().as_millis() / 1000 / period_s;
         let mut values = Vec::new();
         for k in 0..HISTORY {
             // Mid-period, as a report arrives.
-            let at = Timestamp::from_millis(((now_n - HISTORY + k) * period_s + 30) * 1000);
+            let at = Timestamp::from_millis(((now_n - HISTORY + k) * period_s + 1800) * 1000);
             for i in 0..DEVICES {
                 let (conns, sessions) = usual(i, k);
                 let thing = format!("dev-{i}");
@@ -502,6 +563,12 @@ mod live {
     #[test]
     fn device_side_and_custom_models_build_and_alarm_on_a_jump() {
         let f = start();
+        // Nothing judged yet: the models wait for the first period.
+        let before = f.defender.model_summaries(Some("ml"));
+        assert!(
+            before.iter().all(|s| s.status == ModelStatus::PendingBuild),
+            "{before:?}"
+        );
         report_all(&f, |i| i == 3);
         f.defender.close_period_now();
         let summaries = f.defender.model_summaries(Some("ml"));
