@@ -1,9 +1,11 @@
 //! ML Detect in the live broker: `wardmq serve` with one-second periods
 //! and a short model day (`ml_period_seconds = 7200`: 12 periods), an ML
-//! profile made with the aws CLI, four registered devices on mutual TLS
+//! profile made with the aws CLI, eight registered devices on mutual TLS
 //! (`tests/defender/ml_fleet.py`, paho) sending steady traffic. The model
-//! goes PENDING_BUILD → ACTIVE, the gauge on /metrics follows, and a burst
-//! from one device raises a HIGH alarm in list-active-violations.
+//! goes PENDING_BUILD → ACTIVE, the gauge on /metrics follows, a burst
+//! from one device raises a HIGH alarm in list-active-violations, and a
+//! burst from every device raises one profile-level alarm (thing `$fleet`)
+//! rather than one per device.
 
 mod common;
 
@@ -25,6 +27,8 @@ ml_min_datapoints = 30
 ";
 
 const PROFILE: &str = "ml";
+/// Enough for the fleet gate (at least five devices anomalous at once).
+const DEVICES: usize = 8;
 const BEHAVIOR: &str = "msgs";
 
 fn summaries(w: &Wardmq) -> Value {
@@ -118,7 +122,7 @@ fn ml_model_builds_and_alarms_on_a_burst() {
             .arg(w.ca_file())
             .arg(w.tls_port.to_string())
             .arg(work.path())
-            .arg("4"),
+            .arg(DEVICES.to_string()),
     );
     fleet.wait_line("the devices to connect", |l| l == "ready");
 
@@ -181,6 +185,34 @@ fn ml_model_builds_and_alarms_on_a_burst() {
         Some(1),
         "{all}"
     );
+
+    // Every device bursts: one alarm for the profile, none per device
+    // (dev-0's own may still be open from its burst).
+    std::fs::write(work.path().join("attack-all"), "").expect("attack-all file");
+    fleet.wait_line("the fleet's burst", |l| l == "attacked all");
+    let fleet_alarm = wait("the fleet-wide ML alarm", Duration::from_secs(10), || {
+        let v = w.aws(&["list-active-violations", "--thing-name", "$fleet"]);
+        v["activeViolations"].as_array()?.first().cloned()
+    });
+    assert_eq!(fleet_alarm["securityProfileName"], PROFILE, "{fleet_alarm}");
+    assert_eq!(fleet_alarm["behavior"]["name"], BEHAVIOR);
+    assert_eq!(
+        fleet_alarm["violationEventAdditionalInfo"]["confidenceLevel"], "HIGH",
+        "{fleet_alarm}"
+    );
+    let anomalous = fleet_alarm["lastViolationValue"]["count"]
+        .as_u64()
+        .expect("count");
+    assert!((5..=DEVICES as u64).contains(&anomalous), "{fleet_alarm}");
+    let all = w.aws(&["list-active-violations", "--security-profile-name", PROFILE]);
+    let things: Vec<&str> = all["activeViolations"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|a| a["thingName"].as_str())
+        .filter(|t| *t != "$fleet" && *t != "dev-0")
+        .collect();
+    assert!(things.is_empty(), "device alarms in a fleet event: {all}");
 
     std::fs::write(work.path().join("stop"), "").expect("stop file");
     fleet.wait_line("ml_fleet.py to finish", |l| l == "ml fleet: ok");

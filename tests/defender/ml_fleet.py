@@ -1,8 +1,10 @@
 """Steady traffic for tests/ml_detect.rs: DEVICES registered things on
 mutual TLS (fleet.py) each publishing 3 messages a second, until WORKDIR/stop
 appears or 90 s pass. When WORKDIR/attack appears, dev-0 sends one burst of
-300 messages (prints "attacked"). Prints "ready" once every device is
-connected.
+300 messages (prints "attacked"); when WORKDIR/attack-all appears, every
+device sends 300 at once (prints "attacked all"), interleaved so that a
+period boundary cannot split the fleet's burst between devices. Prints
+"ready" once every device is connected.
 
 Usage: ml_fleet.py ENDPOINT CA_FILE TLS_PORT WORKDIR DEVICES
 """
@@ -18,7 +20,7 @@ def main(endpoint, ca, port, workdir, devices):
     f = Fleet(endpoint, ca, port, workdir, "unused", workdir)
     fleet = [f.device(f"dev-{i}").connect() for i in range(int(devices))]
     print("ready", flush=True)
-    attacked = False
+    attacked = attacked_all = False
     deadline = time.time() + 90
     while time.time() < deadline and not os.path.exists(os.path.join(workdir, "stop")):
         tick = time.time()
@@ -26,6 +28,12 @@ def main(endpoint, ca, port, workdir, devices):
             fleet[0].publish("ml/burst", n=300)
             attacked = True
             print("attacked", flush=True)
+        if not attacked_all and os.path.exists(os.path.join(workdir, "attack-all")):
+            for _ in range(30):
+                for d in fleet:
+                    d.publish("ml/burst", n=10)
+            attacked_all = True
+            print("attacked all", flush=True)
         for d in fleet:
             d.publish("ml/steady", n=3)
         time.sleep(max(0.0, 1.0 - (time.time() - tick)))

@@ -1,7 +1,13 @@
 //! ML Detect in the live engine: one [`Detector`] per (profile, ML
 //! behaviour), the same code `wardmq defender replay` runs, fed each
-//! period's cloud-side datapoints on the data clock. Its judgements go
-//! through the alarm state machine like any rule's.
+//! period's datapoints on the data clock. Its judgements go through the
+//! alarm state machine like any rule's: one per device, and one for the
+//! profile as a whole under the reserved thing name [`FLEET_THING`] when
+//! the fleet gate folds many devices' alarms into one.
+//!
+//! Cloud-side datapoints are the period's counts; device-side and custom
+//! ones are the latest value a device reported during the period (a
+//! device reports once per period, like AWS's five-minute reports).
 //!
 //! The data clock: period n (the one ending at n × `datapoint_period` of
 //! wall time) starts at (n − 1) × `ml_period_secs` data-clock seconds, so a
@@ -19,11 +25,18 @@ use super::period::alarm_key;
 use super::Shared;
 use crate::alarms::AlarmKey;
 use crate::detect::evaluate::DatapointOutcome;
-use crate::detect::model::{Behavior, Timestamp, ViolationEvent};
+use crate::detect::model::{Behavior, MetricValue, Timestamp, ViolationEvent};
 use crate::ml::clock;
 use crate::ml::detector::TrainingSummary;
 use crate::ml::{Detector, DetectorConfig, Judgement, Level, MetricKind, ModelStatus};
 use crate::settings::DefenderSettings;
+
+/// The thing name of a profile-level (fleet-wide) ML alarm: it holds the
+/// alarm of its profile and behaviour when many of the profile's devices
+/// turn anomalous at the same datapoint. Thing names cannot contain `$`
+/// (the registry's and the report topic's rule), so no device has it; a
+/// client that connects with this ID is left out of the models.
+pub const FLEET_THING: &str = "$fleet";
 
 /// One thing's value for one ML behaviour in the period being closed.
 pub(crate) struct MlPoint {
@@ -32,6 +45,9 @@ pub(crate) struct MlPoint {
     pub thing: Arc<str>,
     pub value: f64,
 }
+
+/// A model's (profile, behaviour) names.
+type ModelKey = (Arc<str>, Arc<str>);
 
 /// One period's datapoints of one behaviour, by thing.
 type Values = Vec<(Arc<str>, f64)>;
@@ -72,24 +88,58 @@ pub struct ModelSummary {
 pub(crate) struct Models {
     detector: DetectorConfig,
     period_ms: u64,
-    detectors: HashMap<(Arc<str>, Arc<str>), Detector>,
+    detectors: HashMap<ModelKey, Detector>,
+    /// Device-side and custom values reported since the last period
+    /// closed, by (profile, behaviour) and thing; a later report replaces
+    /// an earlier one. Keyed by name: the configuration may change before
+    /// the period closes.
+    reported: HashMap<ModelKey, HashMap<Arc<str>, f64>>,
     /// Whether the stored datapoints were replayed (once, at the first
     /// period).
     seeded: bool,
 }
 
-/// The confidence of an ML behaviour whose metric the detector learns
-/// (cloud-side counts and message sizes, no dimension); `None` otherwise.
+/// The confidence of an ML behaviour; `None` for other behaviours.
+/// Validation admits only the metrics ML Detect supports (spec §8: six
+/// cloud-side, seven device-side, `number` custom metrics, dimensions on
+/// four cloud-side ones), and the rule's series carries the dimension.
 fn ml_confidence(config: &Compiled, profile: usize, rule: usize) -> Option<Level> {
     let r = &config.profiles[profile].rules[rule];
-    if !r.compiled.is_machine_learning()
-        || !matches!(r.series.metric, MetricRef::Cloud(_))
-        || r.series.dimension.is_some()
-    {
+    if !r.compiled.is_machine_learning() {
         return None;
     }
     let ml = r.behavior.criteria.as_ref()?.ml_detection_config?;
     Some(Level::from(ml.confidence_level))
+}
+
+/// The datapoint outcome of `judgement` at `confidence`, carrying `value`
+/// in the member the metric's behaviours use: `number` for custom metrics,
+/// `count` for the built-ins and for the fleet (devices anomalous).
+fn outcome(j: &Judgement, confidence: Level, value: f64, number: bool) -> DatapointOutcome {
+    if !number {
+        return j.outcome(confidence, value);
+    }
+    let v = MetricValue {
+        number: Some(value),
+        ..MetricValue::default()
+    };
+    if j.violates(confidence) {
+        DatapointOutcome::Violating(v)
+    } else {
+        DatapointOutcome::NotViolating(v)
+    }
+}
+
+/// The period (n, ending at n × `period_ms`) a stored datapoint belongs
+/// to. Cloud-side ones are stored by the close of their period, just after
+/// its end; reports during it, before its end.
+fn period_of(metric: &MetricRef, at: Timestamp, period_ms: u64) -> u64 {
+    let n = at.as_millis() / period_ms;
+    if metric.is_cloud() {
+        n
+    } else {
+        n + 1
+    }
 }
 
 /// Every (profile, rule) the models judge, in configuration order.
@@ -111,13 +161,15 @@ impl Models {
                 .unwrap_or(u64::MAX)
                 .max(1),
             detectors: HashMap::new(),
+            reported: HashMap::new(),
             seeded: false,
         }
     }
 
-    /// Replays the stored datapoints of every ML behaviour's metric from
-    /// the training window before `now`, each to the profiles that target
-    /// its thing today. Their verdicts are dropped: history raises no
+    /// Replays the stored datapoints of every ML behaviour's series from
+    /// the training window before the period ending at `now`, each to the
+    /// profiles that target its thing today; a device's latest report in a
+    /// period stands for it. Their verdicts are dropped: history raises no
     /// alarm. Runs once; a store error leaves the models to collect anew.
     pub fn seed(&mut self, shared: &Shared, config: &Compiled, now: Timestamp) {
         if std::mem::replace(&mut self.seeded, true) {
@@ -129,18 +181,31 @@ impl Models {
             .unwrap_or(0)
             .saturating_mul(self.period_ms);
         let from = Timestamp::from_millis(now.as_millis().saturating_sub(span));
-        let mut metrics: Vec<&str> = ml_rules(config)
-            .map(|(pi, ri)| config.profiles[pi].rules[ri].series.metric.name())
+        // Reports of the period being closed are in `reported` already.
+        let period_ms = self.period_ms;
+        let current = now.as_millis() / period_ms;
+        let mut series: Vec<(&MetricRef, String)> = ml_rules(config)
+            .map(|(pi, ri)| {
+                let s = &config.profiles[pi].rules[ri].series;
+                (&s.metric, s.store_dimension())
+            })
             .collect();
-        metrics.sort_unstable();
-        metrics.dedup();
-        let mut by_period: BTreeMap<u64, Vec<MlPoint>> = BTreeMap::new();
+        series.sort_unstable_by(|a, b| (a.0.name(), &a.1).cmp(&(b.0.name(), &b.1)));
+        series.dedup();
+        type Latest = HashMap<(usize, usize, Arc<str>), f64>;
+        let mut by_period: BTreeMap<u64, Latest> = BTreeMap::new();
         let mut profiles: HashMap<String, Vec<usize>> = HashMap::new();
-        for metric in metrics {
-            let scanned = shared
-                .db
-                .metrics()
-                .scan_metric(metric, from, now, |at, thing, v| {
+        for (metric, dimension) in series {
+            let scanned = shared.db.metrics().scan_metric(
+                metric.name(),
+                &dimension,
+                from,
+                now,
+                |at, thing, v| {
+                    let n = period_of(metric, at, period_ms);
+                    if n >= current || thing == FLEET_THING {
+                        return;
+                    }
                     let Some(value) = v.count.map(|c| c as f64).or(v.number) else {
                         return;
                     };
@@ -149,32 +214,82 @@ impl Models {
                         .or_insert_with(|| shared.profiles_for(config, thing));
                     let thing: Arc<str> = Arc::from(thing);
                     for (pi, ri) in ml_rules(config) {
-                        let rule = &config.profiles[pi].rules[ri];
-                        if rule.series.metric.name() == metric && targeted.contains(&pi) {
-                            by_period.entry(at.as_millis()).or_default().push(MlPoint {
-                                profile: pi,
-                                rule: ri,
-                                thing: Arc::clone(&thing),
-                                value,
-                            });
+                        let s = &config.profiles[pi].rules[ri].series;
+                        if s.metric == *metric
+                            && s.store_dimension() == dimension
+                            && targeted.contains(&pi)
+                        {
+                            by_period
+                                .entry(n)
+                                .or_default()
+                                .insert((pi, ri, Arc::clone(&thing)), value);
                         }
                     }
-                });
+                },
+            );
             if let Err(error) = scanned {
                 tracing::error!(%error, "cannot read stored datapoints for ML Detect");
                 return;
             }
         }
         let periods = by_period.len();
-        for (at, points) in by_period {
-            self.judge(config, Timestamp::from_millis(at), &points);
+        for (n, latest) in by_period {
+            let points: Vec<MlPoint> = latest
+                .into_iter()
+                .map(|((profile, rule, thing), value)| MlPoint {
+                    profile,
+                    rule,
+                    thing,
+                    value,
+                })
+                .collect();
+            let end = Timestamp::from_millis(n.saturating_mul(period_ms));
+            self.judge(config, end, &points);
         }
         if periods > 0 {
             tracing::info!(periods, "ML Detect models rebuilt from stored datapoints");
         }
     }
 
-    fn key(config: &Compiled, profile: usize, rule: usize) -> (Arc<str>, Arc<str>) {
+    /// A device-side or custom `value` that `thing` reported for ML
+    /// behaviour `rule` of `profile`, judged when the period closes.
+    pub fn report(
+        &mut self,
+        config: &Compiled,
+        profile: usize,
+        rule: usize,
+        thing: &Arc<str>,
+        value: f64,
+    ) {
+        if ml_confidence(config, profile, rule).is_none() || **thing == *FLEET_THING {
+            return;
+        }
+        self.reported
+            .entry(Self::key(config, profile, rule))
+            .or_default()
+            .insert(Arc::clone(thing), value);
+    }
+
+    /// The values reported since the last close, for the behaviours
+    /// `config` still has; the rest are dropped.
+    pub fn take_reported(&mut self, config: &Compiled) -> Vec<MlPoint> {
+        let mut reported = std::mem::take(&mut self.reported);
+        let mut out = Vec::new();
+        for (pi, ri) in ml_rules(config) {
+            let Some(things) = reported.remove(&Self::key(config, pi, ri)) else {
+                continue;
+            };
+            out.extend(things.into_iter().map(|(thing, value)| MlPoint {
+                profile: pi,
+                rule: ri,
+                thing,
+                value,
+            }));
+        }
+        out
+    }
+
+    fn key(config: &Compiled, profile: usize, rule: usize) -> ModelKey {
         let p = &config.profiles[profile];
         (Arc::clone(&p.name), Arc::clone(&p.rules[rule].name))
     }
@@ -202,7 +317,7 @@ impl Models {
     ) -> Vec<MlOutcome> {
         let ts = self.data_ts(end);
         let mut values: HashMap<(usize, usize), Values> = HashMap::new();
-        for p in points {
+        for p in points.iter().filter(|p| *p.thing != *FLEET_THING) {
             values
                 .entry((p.profile, p.rule))
                 .or_default()
@@ -232,15 +347,25 @@ impl Models {
                 });
             let vals = values.remove(&(pi, ri)).unwrap_or_default();
             let result = det.judge_period(ts, &vals);
-            // The fleet judgement has no thing to alarm on: left out.
+            let number = matches!(rule.series.metric, MetricRef::Custom(_));
             let by_device: HashMap<&str, f64> = vals.iter().map(|(d, v)| (&**d, *v)).collect();
             for j in &result.devices {
                 let value = by_device.get(&*j.device).copied().unwrap_or(0.0);
                 out.push(MlOutcome {
                     key: alarm_key(&j.device, config, pi, ri),
                     behavior: Arc::clone(&rule.behavior),
-                    outcome: j.outcome(confidence, value),
+                    outcome: outcome(j, confidence, value, number),
                     judgement: j.clone(),
+                });
+            }
+            // Every period the model judges gives the profile-level alarm
+            // a datapoint, so it clears once the fleet is back to normal.
+            if let Some(f) = result.fleet {
+                out.push(MlOutcome {
+                    key: alarm_key(&Arc::from(FLEET_THING), config, pi, ri),
+                    behavior: Arc::clone(&rule.behavior),
+                    outcome: f.outcome(confidence, f.observed),
+                    judgement: f,
                 });
             }
             for (device, since) in det.take_shifts() {

@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::config::{Compiled, DetectConfig, ProfileConfig, Target};
-use super::ml::{MlPoint, ModelSummary, Models};
+use super::ml::{MlPoint, ModelSummary, Models, FLEET_THING};
 use crate::alarms::{AlarmBook, AlarmConfig, ViolationIdGen};
 use crate::detect::evaluate::DatapointOutcome;
 use crate::detect::model::{ConfidenceLevel, Timestamp, ViolationEventType};
@@ -180,7 +180,9 @@ fn an_active_model_alarms_high_on_a_burst() {
         .collect();
     v[3].1 = 400.0;
     let out = m.judge(&c, end(at), &points(&v));
-    assert_eq!(out.len(), 8);
+    // One per device, and the fleet's (not violating: one device is no
+    // fleet event).
+    assert_eq!(out.len(), 9);
     let mut events = Vec::new();
     for o in out {
         let violating = matches!(o.outcome, DatapointOutcome::Violating(_));
@@ -250,16 +252,13 @@ impl super::AlertSender for NoAlerts {
     fn send(&self, _: &str, _: &crate::detect::model::ViolationEvent) {}
 }
 
-#[test]
-fn a_restart_rebuilds_models_from_stored_datapoints() {
-    use crate::store::{DefenderDb, SeriesKey, ViolationFilter};
+/// Three devices' datapoints of [`METRIC`] in the series of `dimension`
+/// (a store dimension) for the last 700 one-second periods (two model
+/// days and more), as an earlier run stored them; the first one's time.
+fn store_history(db: &crate::store::DefenderDb, dimension: &str) -> Timestamp {
+    use crate::store::SeriesKey;
 
-    let dir = tempfile::tempdir().expect("tmp");
-    let db = DefenderDb::open(dir.path()).expect("db");
-    // Three devices' datapoints for the last 700 one-second periods (two
-    // model days and more), as an earlier run stored them.
     let now_s = super::now().as_millis() / 1000;
-    let first = Timestamp::from_millis((now_s - 700) * 1000);
     let value = crate::detect::model::MetricValue {
         count: Some(5),
         ..Default::default()
@@ -270,7 +269,7 @@ fn a_restart_rebuilds_models_from_stored_datapoints() {
         .flat_map(|t| {
             (0..700).map(|k| {
                 (
-                    SeriesKey::new(t, METRIC, ""),
+                    SeriesKey::new(t, METRIC, dimension),
                     Timestamp::from_millis((now_s - 700 + k) * 1000),
                     &value,
                 )
@@ -278,6 +277,12 @@ fn a_restart_rebuilds_models_from_stored_datapoints() {
         })
         .collect();
     db.metrics().put_period(&rows).expect("store");
+    Timestamp::from_millis((now_s - 700) * 1000)
+}
+
+/// A defender on `db` with one-second periods and a gate two model days
+/// of three devices pass.
+fn restart(db: crate::store::DefenderDb, config: &DetectConfig) -> super::Defender {
     let settings = DefenderSettings {
         datapoint_period: Duration::from_secs(1),
         ml_gate: ModelGate {
@@ -288,7 +293,18 @@ fn a_restart_rebuilds_models_from_stored_datapoints() {
         ..DefenderSettings::default()
     };
     let d = super::Defender::start(settings, db, None, Arc::new(NoAlerts)).expect("start");
-    d.set_config(&detect_config());
+    d.set_config(config);
+    d
+}
+
+#[test]
+fn a_restart_rebuilds_models_from_stored_datapoints() {
+    use crate::store::{DefenderDb, ViolationFilter};
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = DefenderDb::open(dir.path()).expect("db");
+    let first = store_history(&db, "");
+    let d = restart(db, &detect_config());
     let before = d.model_summaries(None);
     assert_eq!(before[0].status, ModelStatus::PendingBuild);
     d.close_period_now();
@@ -300,4 +316,317 @@ fn a_restart_rebuilds_models_from_stored_datapoints() {
         .expect("list");
     assert!(active.items.is_empty(), "history raised {:?}", active.items);
     d.shutdown();
+}
+
+/// An ML behaviour with a TOPIC_FILTER dimension (spec §8 allows one on
+/// messages sent) learns its own series: the stored history of the
+/// dimension builds its model, and none of it reaches the behaviour on
+/// all messages.
+#[test]
+fn a_dimensioned_model_is_rebuilt_from_its_own_series() {
+    use crate::detect::model::{DimensionValueOperator, MetricDimension};
+    use crate::store::DefenderDb;
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = DefenderDb::open(dir.path()).expect("db");
+    let first = store_history(&db, "telemetry");
+    let mut config = detect_config();
+    let mut in_dim = ml_behavior(METRIC, Level::High, 1);
+    in_dim.name = "telemetry-ml".into();
+    in_dim.metric_dimension = Some(MetricDimension {
+        dimension_name: "telemetry".into(),
+        operator: Some(DimensionValueOperator::In),
+    });
+    config.profiles[0].behaviors.push(in_dim);
+    config
+        .dimensions
+        .insert("telemetry".into(), vec!["t/#".into()]);
+    let d = restart(db, &config);
+    d.close_period_now();
+    let s = d.model_summaries(Some("ml"));
+    let status: Vec<_> = s
+        .iter()
+        .map(|s| {
+            (
+                s.behavior.as_str(),
+                s.status,
+                s.training_data_collection_start,
+            )
+        })
+        .collect();
+    assert_eq!(
+        status,
+        [
+            (METRIC, ModelStatus::PendingBuild, None),
+            ("telemetry-ml", ModelStatus::Active, Some(first)),
+        ]
+    );
+    d.shutdown();
+}
+
+/// 30 devices, a model trained on four days of Poisson(5), and then every
+/// device jumps at the same datapoint: the fleet gate folds the 30 device
+/// alarms into one profile-level alarm, which clears once the jump has
+/// left the model's windows, with no device alarm at any point.
+#[test]
+fn a_fleet_wide_jump_is_one_profile_level_alarm() {
+    let gate = ModelGate {
+        min_days: 3,
+        min_datapoints: 2000,
+        ..ModelGate::default()
+    };
+    let c = config();
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut m = models(gate);
+    feed(&mut m, &c, &mut rng, 30, 1, 4);
+    assert_eq!(summary(&m, &c).status, ModelStatus::Active);
+
+    let mut book = AlarmBook::new(AlarmConfig::default(), ViolationIdGen::new(0));
+    let mut events = Vec::new();
+    let at = 4 * DAY + 1;
+    for n in at..at + 24 {
+        let v: Vec<(String, f64)> = (0..30)
+            .map(|i| {
+                let x = poisson(&mut rng, 5.0);
+                (format!("dev-{i}"), if n == at { x + 400.0 } else { x })
+            })
+            .collect();
+        let out = m.judge(&c, end(n), &points(&v));
+        // One outcome per device and one for the fleet.
+        assert_eq!(out.len(), 31, "period {n}");
+        for o in out {
+            let violating = matches!(o.outcome, DatapointOutcome::Violating(_));
+            assert!(
+                !violating || &*o.key.thing_name == FLEET_THING,
+                "device alarm at period {n}: {:?}",
+                o.judgement
+            );
+            if let Some(mut e) = book.observe(&o.key, &o.behavior, o.outcome.clone(), end(n)) {
+                o.annotate(&mut e);
+                events.push((n, e));
+            }
+        }
+    }
+    let kinds: Vec<_> = events
+        .iter()
+        .map(|(n, e)| (*n, e.thing_name.as_str(), e.violation_event_type))
+        .collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert_eq!(kinds[0], (at, FLEET_THING, ViolationEventType::InAlarm));
+    assert_eq!(kinds[1].1, FLEET_THING);
+    assert_eq!(kinds[1].2, ViolationEventType::AlarmCleared);
+    let e = &events[0].1;
+    assert_eq!(
+        (e.security_profile_name.as_str(), e.behavior.name.as_str()),
+        ("ml", METRIC)
+    );
+    // The value is how many devices were anomalous.
+    assert_eq!(e.metric_value.as_ref().and_then(|v| v.count), Some(30));
+    let info = e.violation_event_additional_info.expect("additional info");
+    assert_eq!(info.confidence_level, Some(ConfidenceLevel::High));
+    assert_eq!(info.observed, Some(30.0));
+}
+
+/// A client whose ID is the reserved fleet name is not modelled, so it
+/// can neither hold nor clear the profile-level alarm.
+#[test]
+fn the_fleet_name_is_not_a_device() {
+    let c = config();
+    let mut m = models(ModelGate::default());
+    m.judge(&c, end(1), &points(&[(FLEET_THING.to_owned(), 3.0)]));
+    assert_eq!(summary(&m, &c).training_data_collection_start, None);
+}
+
+mod live {
+    //! Device-side and custom ML behaviours through the running defender:
+    //! device reports on the report topic, a real `defender.redb` holding
+    //! the history the models are rebuilt from at the first period, the
+    //! worker, the alarm book, alerts and the violation counters.
+
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::super::tests::{report, start_with, Fixture, ARN};
+    use super::super::{DetectConfig, ProfileConfig, Target, FLEET_THING};
+    use super::{ml_behavior, Level, ModelGate, ModelStatus};
+    use crate::detect::model::{
+        ConfidenceLevel, CustomMetricType, MetricValue, Timestamp, ViolationEventType,
+    };
+    use crate::settings::DefenderSettings;
+    use crate::store::{DefenderDb, SeriesKey};
+
+    const CONNS: &str = "aws:num-established-tcp-connections";
+    const SESSIONS: &str = "sessions";
+    const DEVICES: usize = 30;
+    /// Stored history: four model days of 12 one-hour periods (hour-long
+    /// periods, so the worker closes none on its own during a test).
+    const HISTORY: u64 = 48;
+
+    /// A device's usual values in period `k`: a few connections, about
+    /// twenty sessions, varying a little.
+    fn usual(i: usize, k: u64) -> (u64, f64) {
+        let j = i as u64 + k;
+        (4 + j % 3, 20.0 + (j % 5) as f64)
+    }
+
+    /// A defender whose store holds [`HISTORY`] periods of every device's
+    /// reports, with one profile of two HIGH ML behaviours on them.
+    fn start() -> Fixture {
+        let dir = tempfile::tempdir().expect("tmp");
+        let db = DefenderDb::open(dir.path()).expect("db");
+        let period_s = 3600;
+        let now_n = super::super::now().as_millis() / 1000 / period_s;
+        let mut values = Vec::new();
+        for k in 0..HISTORY {
+            // Mid-period, as a report arrives.
+            let at = Timestamp::from_millis(((now_n - HISTORY + k) * period_s + 1800) * 1000);
+            for i in 0..DEVICES {
+                let (conns, sessions) = usual(i, k);
+                let thing = format!("dev-{i}");
+                values.push((
+                    thing.clone(),
+                    CONNS,
+                    at,
+                    MetricValue {
+                        count: Some(conns),
+                        ..MetricValue::default()
+                    },
+                ));
+                values.push((
+                    thing,
+                    SESSIONS,
+                    at,
+                    MetricValue {
+                        number: Some(sessions),
+                        ..MetricValue::default()
+                    },
+                ));
+            }
+        }
+        let rows: Vec<_> = values
+            .iter()
+            .map(|(thing, metric, at, v)| (SeriesKey::new(thing, metric, ""), *at, v))
+            .collect();
+        db.metrics().put_period(&rows).expect("store history");
+        drop(db);
+        let mut behaviors = vec![
+            ml_behavior(CONNS, Level::High, 3),
+            ml_behavior(SESSIONS, Level::High, 3),
+        ];
+        behaviors[1].name = "sessions-ml".into();
+        let config = DetectConfig {
+            profiles: vec![ProfileConfig {
+                name: "ml".into(),
+                behaviors,
+                targets: vec![Target::AllThings],
+                alert_target_arn: Some(ARN.into()),
+                retain: Vec::new(),
+            }],
+            custom_metrics: [(SESSIONS.to_owned(), CustomMetricType::Number)].into(),
+            ..DetectConfig::default()
+        };
+        let settings = DefenderSettings {
+            datapoint_period: Duration::from_secs(period_s),
+            ml_period_secs: 7200,
+            ml_gate: ModelGate {
+                min_days: 1,
+                min_datapoints: 500,
+                ..ModelGate::default()
+            },
+            ..DefenderSettings::default()
+        };
+        start_with(dir, settings, &config)
+    }
+
+    /// Every device reports once; `jump` says which report jumped.
+    fn report_all(f: &Fixture, jump: impl Fn(usize) -> bool) {
+        for i in 0..DEVICES {
+            let (mut conns, mut sessions) = usual(i, HISTORY);
+            if jump(i) {
+                (conns, sessions) = (300, 2000.0);
+            }
+            let topic = format!("$aws/things/dev-{i}/defender/metrics/json");
+            let body = json!({
+                "header": {"report_id": 1, "version": "1.0"},
+                "metrics": {"tcp_connections": {"established_connections": {"total": conns}}},
+                "custom_metrics": {SESSIONS: [{"number": sessions}]}
+            });
+            let replies = f
+                .defender
+                .on_publish(&topic, &report(body))
+                .expect("consumed");
+            assert_eq!(replies[0].0, format!("{topic}/accepted"));
+        }
+    }
+
+    #[test]
+    fn device_side_and_custom_models_build_and_alarm_on_a_jump() {
+        let f = start();
+        // Nothing judged yet: the models wait for the first period.
+        let before = f.defender.model_summaries(Some("ml"));
+        assert!(
+            before.iter().all(|s| s.status == ModelStatus::PendingBuild),
+            "{before:?}"
+        );
+        report_all(&f, |i| i == 3);
+        f.defender.close_period_now();
+        let summaries = f.defender.model_summaries(Some("ml"));
+        assert_eq!(summaries.len(), 2, "{summaries:?}");
+        for s in &summaries {
+            assert_eq!(s.status, ModelStatus::Active, "{s:?}");
+        }
+        let mut active = f.active();
+        active.sort_by(|a, b| a.behavior.name.cmp(&b.behavior.name));
+        let seen: Vec<_> = active
+            .iter()
+            .map(|a| (a.thing_name.as_str(), a.behavior.name.as_str()))
+            .collect();
+        assert_eq!(seen, [("dev-3", CONNS), ("dev-3", "sessions-ml")]);
+        let value = |k: usize| active[k].last_violation_value.clone().expect("value");
+        assert_eq!(value(0).count, Some(300));
+        // A custom metric's value is a number, as its behaviours use.
+        assert_eq!((value(1).count, value(1).number), (None, Some(2000.0)));
+        for a in &active {
+            let info = a.violation_event_additional_info.expect("info");
+            assert_eq!(info.confidence_level, Some(ConfidenceLevel::High));
+        }
+        let alerts = super::super::lock(&f.alerts.0).clone();
+        assert_eq!(alerts.len(), 2, "{alerts:?}");
+        assert!(alerts
+            .iter()
+            .all(|(arn, e)| arn == ARN && e.thing_name == "dev-3"));
+    }
+
+    #[test]
+    fn a_fleet_wide_report_jump_is_one_alarm_per_behaviour() {
+        let f = start();
+        report_all(&f, |_| true);
+        f.defender.close_period_now();
+        let mut active = f.active();
+        active.sort_by(|a, b| a.behavior.name.cmp(&b.behavior.name));
+        let seen: Vec<_> = active
+            .iter()
+            .map(|a| (a.thing_name.as_str(), a.behavior.name.as_str()))
+            .collect();
+        assert_eq!(seen, [(FLEET_THING, CONNS), (FLEET_THING, "sessions-ml")]);
+        // The fleet's value counts the anomalous devices, for both.
+        for a in &active {
+            let v = a.last_violation_value.clone().expect("value");
+            assert_eq!(v.count, Some(DEVICES as u64), "{a:?}");
+        }
+        let events = f.events();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(events.iter().all(|e| e.thing_name == FLEET_THING
+            && e.violation_event_type == ViolationEventType::InAlarm));
+        let alerts = super::super::lock(&f.alerts.0).clone();
+        assert_eq!(alerts.len(), 2, "{alerts:?}");
+        let tally = f.defender.tally();
+        assert_eq!(
+            tally
+                .violations
+                .get(&("ml".to_owned(), CONNS.to_owned(), "in-alarm")),
+            Some(&1)
+        );
+    }
 }

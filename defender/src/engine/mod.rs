@@ -42,7 +42,7 @@ pub use config::{
     store_dimension, Compiled, DetectConfig, MetricRef, Profile, ProfileConfig, Rule, Series,
     Target,
 };
-pub use ml::ModelSummary;
+pub use ml::{ModelSummary, FLEET_THING};
 pub use period::PeriodStats;
 pub use tally::{event_type, Tally, ViolationCounts, EVALUATION_BOUNDS_S};
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::{Compiled, MetricRef, Series};
-use super::ml::MlPoint;
+use super::ml::{MlPoint, FLEET_THING};
 use super::Shared;
 use crate::alarms::AlarmKey;
 use crate::detect::evaluate::{DatapointOutcome, Measurement};
@@ -157,6 +157,7 @@ pub(crate) fn close(shared: &Shared, windows: &mut Windows, now: Timestamp) -> P
     let fleet = fleet_thresholds(shared, &config, &judgments);
     let ml = {
         let mut models = super::lock(&shared.ml);
+        ml_points.extend(models.take_reported(&config));
         models.seed(shared, &config, now);
         models.judge(&config, now, &ml_points)
     };
@@ -257,7 +258,8 @@ pub(crate) fn commit(
             violation = %e.violation_id,
             "violation event"
         );
-        if let Some(hook) = shared.hook.get() {
+        // Mitigation acts on things; a fleet-wide alarm has none.
+        if let Some(hook) = shared.hook.get().filter(|_| *e.thing_name != *FLEET_THING) {
             hook.committed(e);
         }
         if e.suppressed() {

@@ -168,6 +168,13 @@ pub(crate) fn judge(shared: &Shared, thing: &Arc<str>, report: &DeviceReport, at
             let Some(m) = reported(report, &rule.series) else {
                 continue;
             };
+            // ML behaviours judge a period's latest report when it closes.
+            if rule.compiled.is_machine_learning() {
+                if let Some(value) = m.as_scalar() {
+                    lock(&shared.ml).report(&config, pi, ri, thing, value);
+                }
+                continue;
+            }
             let outcome = rule.compiled.evaluate(Some(&m), None);
             if outcome == DatapointOutcome::NoData {
                 continue;

@@ -13,7 +13,7 @@ use crate::detect::model::{Behavior, ViolationEventType};
 use crate::store::DefenderDb;
 
 #[derive(Default)]
-struct Recorded(Mutex<Vec<(String, ViolationEvent)>>);
+pub(super) struct Recorded(pub(super) Mutex<Vec<(String, ViolationEvent)>>);
 
 impl AlertSender for Recorded {
     fn send(&self, target_arn: &str, event: &ViolationEvent) {
@@ -21,12 +21,12 @@ impl AlertSender for Recorded {
     }
 }
 
-const ARN: &str = "arn:aws:sns:us-east-1:123456789012:ops";
+pub(super) const ARN: &str = "arn:aws:sns:us-east-1:123456789012:ops";
 
-struct Fixture {
+pub(super) struct Fixture {
     dir: tempfile::TempDir,
-    defender: Defender,
-    alerts: Arc<Recorded>,
+    pub(super) defender: Defender,
+    pub(super) alerts: Arc<Recorded>,
 }
 
 fn peer() -> SocketAddr {
@@ -54,7 +54,7 @@ fn start(dir: tempfile::TempDir, config: &DetectConfig) -> Fixture {
     start_with(dir, DefenderSettings::default(), config)
 }
 
-fn start_with(
+pub(super) fn start_with(
     dir: tempfile::TempDir,
     settings: DefenderSettings,
     config: &DetectConfig,
@@ -94,14 +94,14 @@ impl Fixture {
         }
     }
 
-    fn active(&self) -> Vec<ActiveViolation> {
+    pub(super) fn active(&self) -> Vec<ActiveViolation> {
         self.defender
             .list_active_violations(&ViolationFilter::default(), None, None)
             .expect("list")
             .items
     }
 
-    fn events(&self) -> Vec<ViolationEvent> {
+    pub(super) fn events(&self) -> Vec<ViolationEvent> {
         self.defender
             .list_violation_events(
                 Timestamp::from_millis(0),
@@ -267,7 +267,7 @@ fn longer_durations_sum_several_periods() {
     );
 }
 
-fn report(body: serde_json::Value) -> Vec<u8> {
+pub(super) fn report(body: serde_json::Value) -> Vec<u8> {
     serde_json::to_vec(&body).expect("json")
 }
 

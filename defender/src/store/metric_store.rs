@@ -162,12 +162,14 @@ impl MetricStore {
         Ok(Page { items, next_token })
     }
 
-    /// Every datapoint of `metric` (no dimension) stored at `from` or later
-    /// and before `to`, oldest first, to `visit(timestamp, thing, value)`.
-    /// Reads the time index, so the cost is what the range holds.
+    /// Every datapoint of `metric` with the store dimension `dimension`
+    /// (`""` for none, see `engine::store_dimension`) stored at `from` or
+    /// later and before `to`, oldest first, to `visit(timestamp, thing,
+    /// value)`. Reads the time index, so the cost is what the range holds.
     pub fn scan_metric(
         &self,
         metric: &str,
+        dimension: &str,
         from: Timestamp,
         to: Timestamp,
         mut visit: impl FnMut(Timestamp, &str, &MetricValue),
@@ -184,10 +186,10 @@ impl MetricStore {
             let Some((ts, prefix)) = split_time_index(k.value()) else {
                 continue;
             };
-            let Some([thing, m, dimension]) = parse_series(prefix) else {
+            let Some([thing, m, d]) = parse_series(prefix) else {
                 continue;
             };
-            if m != metric || !dimension.is_empty() {
+            if m != metric || d != dimension {
                 continue;
             }
             let Some(v) = points
