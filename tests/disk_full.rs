@@ -161,10 +161,23 @@ fn log_has(w: &Wardmq, needle: &str) -> bool {
         .any(|l| l.contains("ERROR") && l.contains(needle))
 }
 
-fn store_size(data: &Path) -> u64 {
-    std::fs::metadata(data.join("wardmq.redb"))
-        .expect("store file")
-        .len()
+fn file_size(data: &Path, name: &str) -> u64 {
+    std::fs::metadata(data.join(name)).expect(name).len()
+}
+
+/// `tests/admin/disk_full_things.py ARGS` against the admin API; its lines.
+fn things(w: &Wardmq, args: &[&str]) -> Vec<String> {
+    let out = w.run_python("tests/admin/disk_full_things.py", args, "", TIMEOUT * 2);
+    out.lines().map(str::to_owned).collect()
+}
+
+/// What follows `prefix` on the lines that start with it.
+fn after(lines: &[String], prefix: &str) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
@@ -194,7 +207,7 @@ fn full_disk_refuses_durable_writes_recovers_and_loses_nothing_acknowledged() {
     }
 
     // The disk fills: the store can still grow by HEADROOM.
-    disk_limit(&w, Some(store_size(&data) + HEADROOM));
+    disk_limit(&w, Some(file_size(&data, "wardmq.redb") + HEADROOM));
     let mut i = 4;
     let refused = loop {
         assert!(i < 4 + MAX_FILL, "{MAX_FILL} messages all stored");
@@ -244,11 +257,37 @@ fn full_disk_refuses_durable_writes_recovers_and_loses_nothing_acknowledged() {
     assert_eq!(metric(&w.admin, "wardmq_store_degraded"), 0.0);
     live_traffic_flows(&w, "freed");
 
-    // SIGKILL, then a restart on the same data: everything acknowledged.
+    // The registry's file cannot grow either: an admin write is refused
+    // (500), changes nothing, and the next one after space returns works.
+    disk_limit(&w, Some(file_size(&data, "registry.redb")));
+    let fill = things(&w, &["fill", "full", "300"]);
+    let refused = after(&fill, "refused ");
+    let mut created = after(&fill, "acked ");
+    assert_eq!(refused.len(), 1, "a registry write was refused");
+    assert!(
+        refused[0].ends_with(" InternalFailureException"),
+        "{refused:?}"
+    );
+    assert!(log_has(&w, "registry write failed"));
+    assert!(
+        w.child.try_wait().expect("wait").is_none(),
+        "the broker is up"
+    );
+    disk_limit(&w, None);
+    created.extend(after(&things(&w, &["retry", "freed"]), "acked "));
+
+    // SIGKILL, then a restart on the same data (and admin address):
+    // everything acknowledged is there.
     let _ = w.child.kill();
     let _ = w.child.wait();
     drop(device);
-    let (_broker, addr) = serve(&data, "", "127.0.0.1:0", "");
+    let admin = w.admin.trim_start_matches("http://").to_owned();
+    let (_broker, addr) = serve(&data, "", "127.0.0.1:0", &admin);
+    let listed: BTreeSet<String> = after(&things(&w, &["list"]), "thing ")
+        .into_iter()
+        .collect();
+    let lost: Vec<_> = created.iter().filter(|t| !listed.contains(*t)).collect();
+    assert!(lost.is_empty(), "acknowledged things lost: {lost:?}");
     let retained = mosquitto_sub(addr, &["-t", "demo-device/r/#", "-F", "%t", "-W", "3"]);
     let got: BTreeSet<String> = retained.messages().into_iter().collect();
     let lost: Vec<_> = acked.retained.difference(&got).collect();
