@@ -234,9 +234,9 @@ fn full_disk_refuses_durable_writes_recovers_and_loses_nothing_acknowledged() {
         "an ERROR line reports it"
     );
 
-    // Still full: durable writes keep being refused (never a false
-    // success: anything acknowledged here must survive too), everything
-    // else flows, the device stays connected.
+    // Still full: every durable write is answered on the same connection,
+    // refused, or acknowledged if it fits after all (and then held to the
+    // same guarantee); everything else flows.
     for _ in 0..5 {
         let code = acked.publish(&mut device, i);
         i += 1;
