@@ -160,6 +160,7 @@ async fn run(parts: Parts) -> ExitCode {
         data_dir = %settings.data_dir.display(),
         "starting wardmq"
     );
+    catch_file_size_signal();
     if let Err(e) = std::fs::create_dir_all(&settings.data_dir) {
         eprintln!(
             "wardmq: cannot create data directory {}: {e}",
@@ -482,6 +483,21 @@ async fn shutdown_signal() -> std::io::Result<&'static str> {
         _ = term.recv() => Ok("SIGTERM"),
     }
 }
+
+/// A file-size limit (`ulimit -f`) must surface as a write error that the
+/// stores report and survive, as a full disk does, not kill the broker:
+/// SIGXFSZ's default action terminates it. tokio never uninstalls a
+/// handler, so the stream need not be kept.
+#[cfg(unix)]
+fn catch_file_size_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    if let Err(e) = signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+        warn!(error = %e, "cannot catch SIGXFSZ; a file-size limit would kill the broker");
+    }
+}
+
+#[cfg(not(unix))]
+fn catch_file_size_signal() {}
 
 #[cfg(not(unix))]
 async fn shutdown_signal() -> std::io::Result<&'static str> {

@@ -51,6 +51,10 @@ pub struct Gauges {
     pub queued_bytes: usize,
     pub messages_dropped: u64,
     pub sessions_expired: u64,
+    /// Store batches that could not be made durable.
+    pub store_write_failures: u64,
+    /// The store's last write failed: durable writes are being refused.
+    pub store_degraded: bool,
 }
 
 /// How long a takeover waits for the old connection to let go.
@@ -139,6 +143,8 @@ impl Hub {
             retained_messages: self.retained.read().len(),
             messages_dropped: self.stats.messages_dropped.load(Ordering::Relaxed),
             sessions_expired: self.stats.sessions_expired.load(Ordering::Relaxed),
+            store_write_failures: self.store.write_failures(),
+            store_degraded: self.store.degraded(),
             ..Gauges::default()
         };
         // Collected first: no map shard lock is held while a session's

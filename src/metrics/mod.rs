@@ -285,6 +285,18 @@ impl Metrics {
                 Kind::Gauge,
                 g.queued_bytes as f64,
             );
+            e.single(
+                "wardmq_store_write_failures",
+                "Session/retained store writes that could not be made durable (refused to clients).",
+                Kind::Counter,
+                g.store_write_failures as f64,
+            );
+            e.single(
+                "wardmq_store_degraded",
+                "1 while the session/retained store's last write failed (a full disk, an I/O error).",
+                Kind::Gauge,
+                f64::from(u8::from(g.store_degraded)),
+            );
         }
     }
 }

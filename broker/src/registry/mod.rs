@@ -20,7 +20,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -139,12 +139,15 @@ impl Batch {
 }
 
 struct Inner {
-    db: Database,
+    path: PathBuf,
     scope: Scope,
     state: RwLock<State>,
-    /// Serializes writers: a writer validates against the state it reads,
-    /// and nothing else may change it before its ops are applied.
-    write_gate: Mutex<()>,
+    /// The open file, which also serializes writers: a writer validates
+    /// against the state it reads, and nothing else may change it before
+    /// its ops are applied. `None` after a failed commit: redb refuses
+    /// everything after an I/O error (a full disk) until it is reopened,
+    /// which the next write does.
+    db: Mutex<Option<Database>>,
     changes: watch::Sender<u64>,
     events: broadcast::Sender<Change>,
 }
@@ -202,10 +205,10 @@ impl Registry {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         Ok(Self {
             inner: Arc::new(Inner {
-                db,
+                path: path.as_ref().to_path_buf(),
                 scope,
                 state: RwLock::new(state),
-                write_gate: Mutex::new(()),
+                db: Mutex::new(Some(db)),
                 changes,
                 events,
             }),
@@ -237,13 +240,21 @@ impl Registry {
     /// fills a batch; the batch is committed to redb, then applied to the
     /// model, then announced. On any error nothing changes.
     pub(crate) fn write<R>(&self, f: impl FnOnce(&State, &mut Batch) -> Result<R>) -> Result<R> {
-        let _gate = self.inner.write_gate.lock();
+        let mut db = self.inner.db.lock();
         let mut batch = Batch::default();
         let out = f(&self.inner.state.read(), &mut batch)?;
         if batch.ops.is_empty() {
             return Ok(out);
         }
-        store::commit(&self.inner.db, &batch.ops)?;
+        let open = match db.take() {
+            Some(open) => open,
+            None => store::reopen(&self.inner.path)?,
+        };
+        if let Err(e) = store::commit(&open, &batch.ops) {
+            tracing::error!(error = %e, "registry write failed; nothing changed");
+            return Err(e);
+        }
+        *db = Some(open);
         {
             let mut state = self.inner.state.write();
             for op in batch.ops {

@@ -50,15 +50,21 @@ fn link_kind(link: Link) -> u8 {
 }
 
 pub(crate) fn open(path: &Path) -> Result<(Database, State), RegistryError> {
-    let db = Database::create(path).map_err(|e| {
-        RegistryError::Storage(format!("opening registry file {}: {e}", path.display()))
-    })?;
+    let db = reopen(path)?;
     // Create the table so the read below can open it unconditionally.
     let txn = db.begin_write().map_err(RegistryError::storage)?;
     txn.open_table(RECORDS).map_err(RegistryError::storage)?;
     txn.commit().map_err(RegistryError::storage)?;
     let state = load(&db)?;
     Ok((db, state))
+}
+
+/// The file alone, without loading it (redb repairs it if a failed commit
+/// left it dirty).
+pub(crate) fn reopen(path: &Path) -> Result<Database, RegistryError> {
+    Database::create(path).map_err(|e| {
+        RegistryError::Storage(format!("opening registry file {}: {e}", path.display()))
+    })
 }
 
 fn load(db: &Database) -> Result<State, RegistryError> {

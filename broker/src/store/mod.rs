@@ -22,7 +22,7 @@ mod writer;
 
 pub use writer::{Commit, Store};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("storage: {0}")]
     Storage(String),
@@ -30,6 +30,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("storage: writer has stopped")]
     Closed,
+    /// A recent write failed and the store is not retried yet.
+    #[error("storage: unavailable after a failed write")]
+    Unavailable,
 }
 
 /// A persistent session's durable record.

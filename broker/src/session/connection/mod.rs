@@ -43,7 +43,9 @@ const FLOW_CONTROL_MAX_PAUSE: Duration = Duration::from_secs(1);
 /// How often a paused publisher looks at the subscriber's backlog.
 const FLOW_CONTROL_POLL: Duration = Duration::from_millis(5);
 
-type AckFuture = Pin<Box<dyn Future<Output = Result<Packet, StoreError>> + Send>>;
+/// An acknowledgement once its store ops are durable, or with the error
+/// that kept them from being so.
+type AckFuture = Pin<Box<dyn Future<Output = Result<Packet, (Packet, StoreError)>> + Send>>;
 
 /// Why the loop ended; decides the will and the DISCONNECT sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,7 +222,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     }
 
     /// An acknowledgement whose store commit completed (or failed).
-    fn ack_ready(&mut self, ready: Result<Packet, StoreError>) -> Option<Exit> {
+    fn ack_ready(&mut self, ready: Result<Packet, (Packet, StoreError)>) -> Option<Exit> {
         match ready {
             Ok(packet) => {
                 if matches!(packet, Packet::PubAck(_)) {
@@ -229,12 +231,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 let _ = self.t.queue(&packet, self.protocol);
                 None
             }
-            Err(e) => {
+            Err((packet, e)) => self.not_durable(packet, e),
+        }
+    }
+
+    /// A PUBLISH whose store ops failed is refused, never acknowledged as
+    /// a success: MQTT 5 has a failure reason code for that, and the
+    /// connection goes on (QoS 0 and non-persistent traffic need no
+    /// store); MQTT 3.1.1 has none, so the connection is closed unanswered
+    /// and the client sends the message again when it reconnects.
+    fn not_durable(&mut self, packet: Packet, e: StoreError) -> Option<Exit> {
+        let refused = match (self.v5(), packet) {
+            (true, Packet::PubAck(mut a)) => {
+                self.pending_qos1 = self.pending_qos1.saturating_sub(1);
+                a.reason = reason::UNSPECIFIED_ERROR;
+                Packet::PubAck(a)
+            }
+            (true, Packet::PubRec(mut a)) => {
+                // A failed PUBREC ends the exchange (§4.3.3): no PUBREL follows.
+                self.session.state.lock().inbound.remove(&a.pkid);
+                a.reason = reason::UNSPECIFIED_ERROR;
+                Packet::PubRec(a)
+            }
+            _ => {
                 tracing::error!(client_id = %self.client_id, error = %e, "store failed; closing");
                 self.disconnect_with(reason::UNSPECIFIED_ERROR, "storage failure");
-                Some(Exit::Abnormal)
+                return Some(Exit::Abnormal);
             }
-        }
+        };
+        // The store logs the outage once; this is per message.
+        tracing::debug!(client_id = %self.client_id, error = %e, "publish not durable; refused");
+        let _ = self.t.queue(&refused, self.protocol);
+        None
     }
 
     async fn run(&mut self) -> Exit {
@@ -262,7 +290,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 AccessChanged,
                 TrustChanged,
                 Read(Result<(), ReadError>),
-                Ack(Result<Box<Packet>, StoreError>),
+                Ack(Box<Result<Packet, (Packet, StoreError)>>),
                 Wake,
                 KeepAlive,
                 Kicked(u8),
@@ -273,7 +301,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 _ = shutdown.wait_for(|s| *s) => Event::Shutdown,
                 _ = registry_changed(&mut self.registry_changes) => Event::AccessChanged,
                 _ = trust_changed(&mut self.revocation) => Event::TrustChanged,
-                Some(a) = self.acks.next(), if !self.acks.is_empty() => Event::Ack(a.map(Box::new)),
+                Some(a) = self.acks.next(), if !self.acks.is_empty() => Event::Ack(Box::new(a)),
                 r = self.t.fill(), if self.paused.is_none() => Event::Read(r),
                 _ = tokio::time::sleep(FLOW_CONTROL_POLL), if self.paused.is_some() => Event::Paused,
                 _ = self.session.wake.notified() => Event::Wake,
@@ -322,7 +350,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                     }
                 }
                 Event::Ack(ready) => {
-                    if let Some(exit) = self.ack_ready(ready.map(|p| *p)) {
+                    if let Some(exit) = self.ack_ready(*ready) {
                         return exit;
                     }
                 }
@@ -438,10 +466,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             _ => None,
         };
         self.acks.push_back(Box::pin(async move {
-            if let Some(commit) = commit {
-                commit.wait().await?;
+            match commit {
+                Some(commit) => match commit.wait().await {
+                    Ok(()) => Ok(ack),
+                    Err(e) => Err((ack, e)),
+                },
+                None => Ok(ack),
             }
-            Ok(ack)
         }));
         None
     }
