@@ -240,6 +240,20 @@ mod tests {
             )
             .unwrap();
 
+        // storm-p99's attackers: a certificate from a CA nobody trusts,
+        // which the same verifier refuses.
+        let rogue = pki.unknown_ca_client_config().unwrap();
+        let rogue_cert = rogue
+            .client_auth_cert_resolver
+            .resolve(&[], &[rustls::SignatureScheme::ECDSA_NISTP256_SHA256])
+            .unwrap()
+            .cert[0]
+            .clone();
+        assert_ne!(rogue_cert, pki.device_cert_der);
+        assert!(verifier
+            .verify_client_cert(&rogue_cert, &[], rustls::pki_types::UnixTime::now())
+            .is_err());
+
         let dir = tempfile::tempdir().unwrap();
         let files = pki.write_server_files(&dir.path().join("certs")).unwrap();
         assert_eq!(files.ca.file_name().unwrap(), "ca.pem");

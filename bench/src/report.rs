@@ -650,6 +650,64 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn attack_rows_fold_rounds_and_judge_the_target() {
+        use crate::stormp99::Phase;
+        let phase = |attacked, p50_us, p99_us| Phase {
+            attacked,
+            latency: LatencySummary {
+                count: 100,
+                p50_us,
+                p99_us,
+                p999_us: p99_us,
+                max_us: p99_us,
+            },
+        };
+        let counts = |attempts, connected, refused_handshake, refused_after| AttackCounts {
+            attempts,
+            connected,
+            refused_handshake,
+            refused_after,
+            unfinished: 0,
+        };
+        let run = |peer: &str, round, ratios: Vec<f64>, attacked_p99| {
+            let mut r = result("storm-p99", peer, 200.0, attacked_p99);
+            r.round = round;
+            r.attack = Some(UnderAttack {
+                phase_s: 5.0,
+                phases: vec![
+                    phase(false, 500.0, 1000.0),
+                    phase(true, 600.0, attacked_p99),
+                ],
+                quiet: phase(false, 500.0, 1000.0).latency,
+                attacked: phase(true, 600.0, attacked_p99).latency,
+                ratio: median(&mut ratios.clone()),
+                ratios,
+                bad_cert: counts(5000, 0, 4000, 1000),
+                flood: counts(2500, 1000, 1500, 0),
+            });
+            r
+        };
+        let md = markdown(&report(vec![
+            run("wardmq", 0, vec![1.2, 1.5, 3.0], 1500.0),
+            run("wardmq", 1, vec![1.1, 1.4, 1.3], 1300.0),
+            run("mosquitto", 0, vec![9.0, 8.0, 7.0], 8000.0),
+        ]));
+        // wardmq: median of six ratios (1.3, 1.4) = 1.35; p99 the median
+        // round's; 10,000 bad-cert attempts over 2 × 5 s attacked.
+        assert!(
+            md.contains(
+                "| storm-p99 | wardmq | 0.500 | 1.0 | 0.600 | 1.4 | 1.35× | 1.0k | 10000 | 0 | 500 | 2000 | 3000 |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| storm-p99 | mosquitto | 0.500 | 1.0 | 0.600 | 8.0 | 8.00× |"));
+        assert!(md.contains("target at most 2×: wardmq 1.35× (within); mosquitto 8.00× (over)."));
+        // No attack rows, no section.
+        let plain = markdown(&report(vec![result("fanin-qos0", "wardmq", 1.0, 1.0)]));
+        assert!(!plain.contains("Latency under attack"));
+    }
+
+    #[test]
     fn json_round_trips() {
         let r = report(vec![result("idle", "wardmq", 1.0, 1.0)]);
         let text = serde_json::to_string(&r).unwrap();
