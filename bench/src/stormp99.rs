@@ -229,12 +229,12 @@ async fn storm(
     flood: Endpoint,
     until: Instant,
     tag: String,
-) -> Result<(AttackCounts, AttackCounts)> {
+) -> Result<(AttackCounts, AttackCounts, bool)> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("storm-p99 attackers".into())
         .spawn(move || {
-            lowest_priority();
+            let niced = lowest_priority();
             let counts = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -249,7 +249,11 @@ async fn storm(
                                 None => AttackCounts::default(),
                             }
                         };
-                        tokio::join!(bad, attack(Attack::Flood, flood, until, format!("f{tag}")))
+                        let (b, f) = tokio::join!(
+                            bad,
+                            attack(Attack::Flood, flood, until, format!("f{tag}"))
+                        );
+                        (b, f, niced)
                     })
                 });
             let _ = tx.send(counts);
@@ -259,19 +263,21 @@ async fn storm(
 }
 
 /// Nice 19 for the calling thread (Linux keeps nice per thread), through
-/// `renice` since the workspace forbids the unsafe `setpriority` call. Best
-/// effort: without it the attackers compete at normal priority.
-fn lowest_priority() {
+/// `renice` since the workspace forbids the unsafe `setpriority` call.
+/// Whether it worked; if not, the attackers compete at normal priority and
+/// the report says so.
+fn lowest_priority() -> bool {
     let tid = std::fs::read_link("/proc/thread-self")
         .ok()
         .and_then(|p| p.file_name().map(|t| t.to_string_lossy().into_owned()));
-    if let Some(tid) = tid {
-        let _ = std::process::Command::new("renice")
+    tid.is_some_and(|tid| {
+        std::process::Command::new("renice")
             .args(["-n", "19", "-p", &tid])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
-            .status();
-    }
+            .status()
+            .is_ok_and(|s| s.success())
+    })
 }
 
 /// Runs storm-p99 against `ep`: `pairs` pairs at the scenario's rate through
@@ -355,11 +361,12 @@ pub async fn run(
     let bar = progress(settings, label, (2 * PAIRS) as u64);
     let mut bad_cert = AttackCounts::default();
     let mut flood = AttackCounts::default();
+    let mut unniced = false;
     for k in (1..2 * PAIRS).step_by(2) {
         let from = start + phase * k as u32;
         sleep_until(from).await;
         bar.set_position(k as u64);
-        let (b, f) = storm(
+        let (b, f, niced) = storm(
             bad_cert_ep.clone(),
             ep.clone(),
             from + phase,
@@ -368,6 +375,14 @@ pub async fn run(
         .await?;
         bad_cert.add(&b);
         flood.add(&f);
+        if !niced && !unniced {
+            unniced = true;
+            notes.push(
+                "renice failed: the attackers ran at normal priority, taking CPU \
+                 from the broker and the measured clients"
+                    .into(),
+            );
+        }
         bar.set_message(format!(
             "{} attack attempts",
             bad_cert.attempts + flood.attempts
