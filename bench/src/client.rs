@@ -152,9 +152,15 @@ pub fn source_addr(index: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, u8::try_from(n).unwrap_or(1))
 }
 
-/// Opens the byte stream for connection `index`.
-async fn dial(ep: &Endpoint, index: usize) -> Result<Box<dyn Io>> {
-    let src = source_addr(index);
+/// Opens the byte stream (TCP, and TLS with the endpoint's client
+/// configuration) from source address `src`, within the handshake timeout.
+pub async fn dial(ep: &Endpoint, src: Ipv4Addr) -> Result<Box<dyn Io>> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, dial_untimed(ep, src))
+        .await
+        .map_err(|_| anyhow!("connecting to {} timed out", ep.addr))?
+}
+
+async fn dial_untimed(ep: &Endpoint, src: Ipv4Addr) -> Result<Box<dyn Io>> {
     let socket = TcpSocket::new_v4().context("creating socket")?;
     socket
         .bind(SocketAddr::new(IpAddr::V4(src), 0))
@@ -206,28 +212,35 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Dials, sends CONNECT and waits for a successful CONNACK.
+    /// Dials from `src`, sends CONNECT and waits for a successful CONNACK.
     pub async fn connect(
         ep: &Endpoint,
-        index: usize,
+        src: Ipv4Addr,
         client_id: &str,
         clean: bool,
     ) -> Result<Self> {
-        let io = tokio::time::timeout(HANDSHAKE_TIMEOUT, dial(ep, index))
-            .await
-            .map_err(|_| anyhow!("connecting to {} timed out", ep.addr))??;
-        let mut conn = Self {
+        let io = dial(ep, src).await?;
+        Self::over(io).handshake(client_id, clean).await
+    }
+
+    /// A connection over a stream `dial` opened, before CONNECT.
+    pub fn over(io: Box<dyn Io>) -> Self {
+        Self {
             io,
             rbuf: BytesMut::with_capacity(BUFFER),
             wbuf: BytesMut::with_capacity(BUFFER),
-        };
+        }
+    }
+
+    /// Sends CONNECT and waits for a successful CONNACK.
+    pub async fn handshake(mut self, client_id: &str, clean: bool) -> Result<Self> {
         let mut connect = v4::Connect::new(client_id);
         connect.keep_alive = KEEP_ALIVE_SECS;
         connect.clean_session = clean;
-        connect.write(&mut conn.wbuf).map_err(codec)?;
-        conn.flush().await?;
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.read_packet()).await {
-            Ok(Ok(Packet::ConnAck(ack))) if ack.code == v4::ConnectReturnCode::Success => Ok(conn),
+        connect.write(&mut self.wbuf).map_err(codec)?;
+        self.flush().await?;
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.read_packet()).await {
+            Ok(Ok(Packet::ConnAck(ack))) if ack.code == v4::ConnectReturnCode::Success => Ok(self),
             Ok(Ok(Packet::ConnAck(ack))) => bail!("CONNACK refused: {:?}", ack.code),
             Ok(Ok(other)) => bail!("expected CONNACK, got {other:?}"),
             Ok(Err(e)) => Err(e.context("waiting for CONNACK")),

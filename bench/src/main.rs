@@ -13,6 +13,7 @@ mod report;
 mod runner;
 mod scenarios;
 mod stats;
+mod stormp99;
 mod svg;
 
 use std::path::PathBuf;
@@ -149,6 +150,7 @@ fn plan(
             persistent: common.persistence,
             show_progress: !common.no_progress,
             max_connections: fdlimit::connection_budget(open_files),
+            pki: tls.clone(),
         },
         peers: PeerOptions {
             persistence: common.persistence,

@@ -27,6 +27,11 @@ impl Clock {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// The timestamp of `at` (0 if before the epoch).
+    pub fn ns_at(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
     /// The instant a timestamp stands for.
     pub fn instant(&self, ns: u64) -> Instant {
         self.epoch + Duration::from_nanos(ns)

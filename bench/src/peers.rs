@@ -170,8 +170,15 @@ pub fn register_bench_pki(data: &Path, pki: &BenchPki, scope: Scope) -> Result<(
 ///
 /// With the defender on, periods close every second instead of every five
 /// minutes: 300 times the production rate of period work, so the measured
-/// cost is an upper bound.
-pub fn wardmq_config(l: &Limits, defender: bool) -> String {
+/// cost is an upper bound. With `admission`, wardmq keeps its default
+/// connection-rate limits; otherwise they are off (the bench connects
+/// thousands of clients from one address at once).
+pub fn wardmq_config(l: &Limits, defender: bool, admission: bool) -> String {
+    let admission = if admission {
+        ""
+    } else {
+        "connection_rate_per_ip = 0\nconnection_rate = 0\n"
+    };
     let defender = if defender {
         "[defender]\ndatapoint_seconds = 1\n"
     } else {
@@ -187,9 +194,7 @@ pub fn wardmq_config(l: &Limits, defender: bool) -> String {
          max_queued_messages = {queued}\n\
          max_queued_bytes = {bytes}\n\
          max_keep_alive = 0\n\
-         # The bench connects thousands of clients from one address at once.\n\
-         connection_rate_per_ip = 0\n\
-         connection_rate = 0\n\
+         {admission}\
          \n\
          [log]\n\
          # Per-connection info lines would cost time the others do not spend.\n\
@@ -413,7 +418,14 @@ impl Peer {
 
     /// Starts a fresh broker for `target`. Every run gets its own process so
     /// that peak memory and CPU time belong to that run alone.
-    pub fn start(target: Target, bin: Option<&Path>, opts: &PeerOptions) -> Result<Peer> {
+    /// `admission`: wardmq keeps its default connection-rate limits (see
+    /// `wardmq_config`); the other peers have none to keep.
+    pub fn start(
+        target: Target,
+        bin: Option<&Path>,
+        opts: &PeerOptions,
+        admission: bool,
+    ) -> Result<Peer> {
         let bin = match (target, bin) {
             (Target::External(addr), _) => {
                 return Ok(Peer {
@@ -447,7 +459,11 @@ impl Peer {
                 let defender = target == Target::Wardmq;
                 let conf = match &opts.wardmq_config {
                     Some(user) => user.clone(),
-                    None => write(dir.path(), "wardmq.toml", &wardmq_config(&LIMITS, defender))?,
+                    None => write(
+                        dir.path(),
+                        "wardmq.toml",
+                        &wardmq_config(&LIMITS, defender, admission),
+                    )?,
                 };
                 cmd.arg("serve")
                     .arg("--config")
@@ -602,7 +618,12 @@ mod tests {
 
     #[test]
     fn wardmq_config_sets_generous_limits() {
-        let text = wardmq_config(&LIMITS, true);
+        let text = wardmq_config(&LIMITS, true, false);
+        assert!(text.contains("connection_rate_per_ip = 0\nconnection_rate = 0\n"));
+        // Production admission limits: wardmq's defaults stay.
+        let limited = wardmq_config(&LIMITS, true, true);
+        assert!(!limited.contains("connection_rate"), "{limited}");
+        assert!(limited.contains("max_inflight = 1000\n"));
         // Only keys wardmq knows (it rejects unknown ones) with our values.
         assert!(text.contains("max_inflight = 1000\n"));
         assert!(text.contains("max_queued_messages = 1000000\n"));
@@ -690,7 +711,7 @@ mod tests {
             "arn:aws:iot:eu-west-3:000000000042:cert/ab"
         );
         // The generated config has no [aws]: wardmq's defaults.
-        let g = wardmq_scope(Some(&wardmq_config(&LIMITS, true))).unwrap();
+        let g = wardmq_scope(Some(&wardmq_config(&LIMITS, true, false))).unwrap();
         assert_eq!(g, d);
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    BasicConstraints, Certificate, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -81,21 +81,42 @@ fn validity(params: &mut CertificateParams) {
     params.not_after = now + Duration::days(30);
 }
 
+/// A self-signed CA.
+fn new_ca(common_name: &str) -> Result<CertifiedIssuer<'static, KeyPair>> {
+    let ca_key = KeyPair::generate().context("generating the CA key")?;
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name = name(common_name);
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.serial_number = Some(SerialNumber::from(vec![1]));
+    validity(&mut ca);
+    CertifiedIssuer::self_signed(ca, ca_key).context("signing the CA certificate")
+}
+
+/// A device (client-auth) certificate `issuer` signed, and its key.
+fn new_device(issuer: &CertifiedIssuer<'static, KeyPair>) -> Result<(Certificate, KeyPair)> {
+    let device_key = KeyPair::generate().context("generating the device key")?;
+    let mut device = CertificateParams::default();
+    device.distinguished_name = name(DEVICE_COMMON_NAME);
+    device.is_ca = IsCa::ExplicitNoCa;
+    device.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    device.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    device.use_authority_key_identifier_extension = true;
+    device.serial_number = Some(SerialNumber::from(vec![3]));
+    validity(&mut device);
+    let cert = device
+        .signed_by(&device_key, issuer)
+        .context("signing the device certificate")?;
+    Ok((cert, device_key))
+}
+
 impl BenchPki {
     pub fn generate() -> Result<Self> {
-        let ca_key = KeyPair::generate().context("generating the CA key")?;
-        let mut ca = CertificateParams::default();
-        ca.distinguished_name = name("wardmq-bench CA");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        ca.serial_number = Some(SerialNumber::from(vec![1]));
-        validity(&mut ca);
-        let issuer =
-            CertifiedIssuer::self_signed(ca, ca_key).context("signing the CA certificate")?;
+        let issuer = new_ca("wardmq-bench CA")?;
 
         let server_key = KeyPair::generate().context("generating the server key")?;
         let mut server = CertificateParams::default();
@@ -114,18 +135,7 @@ impl BenchPki {
             .signed_by(&server_key, &issuer)
             .context("signing the server certificate")?;
 
-        let device_key = KeyPair::generate().context("generating the device key")?;
-        let mut device = CertificateParams::default();
-        device.distinguished_name = name(DEVICE_COMMON_NAME);
-        device.is_ca = IsCa::ExplicitNoCa;
-        device.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        device.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        device.use_authority_key_identifier_extension = true;
-        device.serial_number = Some(SerialNumber::from(vec![3]));
-        validity(&mut device);
-        let device_cert = device
-            .signed_by(&device_key, &issuer)
-            .context("signing the device certificate")?;
+        let (device_cert, device_key) = new_device(&issuer)?;
 
         Ok(Self {
             ca_pem: issuer.pem(),
@@ -157,17 +167,41 @@ impl BenchPki {
     /// session resumption, so every connection is a full mutual-TLS
     /// handshake whatever the broker offers.
     pub fn client_config(&self) -> Result<Arc<ClientConfig>> {
+        self.client_config_with(
+            self.device_cert_der.clone(),
+            PrivatePkcs8KeyDer::from(self.device_key_der.clone()),
+        )
+    }
+
+    /// Like `client_config`, but presenting a device certificate from a CA
+    /// made just now, which no broker trusts: what a storm-p99 attacker
+    /// offers. Same name and key type as the real one, so only the chain
+    /// differs.
+    pub fn unknown_ca_client_config(&self) -> Result<Arc<ClientConfig>> {
+        let issuer = new_ca("wardmq-bench unknown CA")?;
+        let (cert, key) = new_device(&issuer)?;
+        self.client_config_with(
+            cert.der().clone(),
+            PrivatePkcs8KeyDer::from(key.serialize_der()),
+        )
+    }
+
+    fn client_config_with(
+        &self,
+        cert: CertificateDer<'static>,
+        key: PrivatePkcs8KeyDer<'static>,
+    ) -> Result<Arc<ClientConfig>> {
         let mut roots = RootCertStore::empty();
         roots
             .add(self.ca_der.clone())
             .context("adding the bench CA to the client's roots")?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.device_key_der.clone()));
+        let key = PrivateKeyDer::Pkcs8(key);
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .context("TLS versions")?
             .with_root_certificates(roots)
-            .with_client_auth_cert(vec![self.device_cert_der.clone()], key)
+            .with_client_auth_cert(vec![cert], key)
             .context("the device certificate and key")?;
         config.resumption = rustls::client::Resumption::disabled();
         Ok(Arc::new(config))
@@ -205,6 +239,20 @@ mod tests {
                 rustls::pki_types::UnixTime::now(),
             )
             .unwrap();
+
+        // storm-p99's attackers: a certificate from a CA nobody trusts,
+        // which the same verifier refuses.
+        let rogue = pki.unknown_ca_client_config().unwrap();
+        let rogue_cert = rogue
+            .client_auth_cert_resolver
+            .resolve(&[], &[rustls::SignatureScheme::ECDSA_NISTP256_SHA256])
+            .unwrap()
+            .cert[0]
+            .clone();
+        assert_ne!(rogue_cert, pki.device_cert_der);
+        assert!(verifier
+            .verify_client_cert(&rogue_cert, &[], rustls::pki_types::UnixTime::now())
+            .is_err());
 
         let dir = tempfile::tempdir().unwrap();
         let files = pki.write_server_files(&dir.path().join("certs")).unwrap();

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::stats::{self, fmt_ms, fmt_rate, fmt_ratio, median, ratio, LatencySummary};
+use crate::stormp99::{AttackCounts, UnderAttack, PAIRS, TARGET_RATIO};
 
 /// The peer every ratio is taken against.
 pub const BASELINE: &str = "wardmq";
@@ -46,6 +47,9 @@ pub struct RunResult {
     /// idle connections still answered.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// storm-p99: latency by phase and the attackers' counts.
+    #[serde(default)]
+    pub attack: Option<UnderAttack>,
 }
 
 impl RunResult {
@@ -219,6 +223,7 @@ pub fn markdown(report: &Report) -> String {
         );
     }
     s.push_str(&defender_section(&rows));
+    s.push_str(&attack_section(&report.results));
     let mut negotiated: Vec<(String, String)> = Vec::new();
     for row in &rows {
         if let Some(t) = &row.tls {
@@ -354,6 +359,88 @@ fn defender_section(rows: &[Row]) -> String {
     s
 }
 
+/// storm-p99 rows: one per scenario × peer with attack results, rounds
+/// folded (latencies by median round, the ratio the median of every
+/// pair of every round, attack counts summed).
+fn attack_section(results: &[RunResult]) -> String {
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for r in results.iter().filter(|r| r.attack.is_some()) {
+        let k = (r.scenario.as_str(), r.peer.as_str());
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let mut s = String::new();
+    if keys.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\nLatency under attack: established clients' end-to-end latency in quiet and attacked \
+         phases by turns ({PAIRS} pairs per run); target: attacked p99 at most {TARGET_RATIO:.0}× quiet p99 \
+         (median of the pairs).\n"
+    );
+    s.push_str(
+        "| scenario | peer | quiet p50 ms | quiet p99 ms | attacked p50 ms | attacked p99 ms | p99 ratio | \
+         bad-cert attempts/s | bad-cert refused | bad-cert accepted | flood attempts/s | flood CONNACKed | flood refused |\n",
+    );
+    s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut verdicts = Vec::new();
+    for (scenario, peer) in keys {
+        let runs: Vec<&UnderAttack> = results
+            .iter()
+            .filter(|r| r.scenario == scenario && r.peer == peer)
+            .filter_map(|r| r.attack.as_ref())
+            .collect();
+        let lat = |f: fn(&UnderAttack) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(|u| f(u)).collect();
+            median(&mut v)
+        };
+        let mut all_ratios: Vec<f64> = runs.iter().flat_map(|u| u.ratios.clone()).collect();
+        let r = median(&mut all_ratios);
+        let (mut bad, mut flood) = (AttackCounts::default(), AttackCounts::default());
+        let mut attacked_s = 0.0;
+        for u in &runs {
+            bad.add(&u.bad_cert);
+            flood.add(&u.flood);
+            attacked_s += u.phase_s * u.phases.iter().filter(|p| p.attacked).count() as f64;
+        }
+        let per_s = |n: u64| {
+            if attacked_s > 0.0 {
+                fmt_rate(n as f64 / attacked_s)
+            } else {
+                "–".to_string()
+            }
+        };
+        let _ = writeln!(
+            s,
+            "| {scenario} | {peer} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            opt(lat(|u| u.quiet.p50_us), fmt_ms),
+            opt(lat(|u| u.quiet.p99_us), fmt_ms),
+            opt(lat(|u| u.attacked.p50_us), fmt_ms),
+            opt(lat(|u| u.attacked.p99_us), fmt_ms),
+            fmt_ratio(r),
+            per_s(bad.attempts),
+            bad.refused(),
+            bad.connected,
+            per_s(flood.attempts),
+            flood.connected,
+            flood.refused(),
+        );
+        verdicts.push(match r {
+            Some(r) if r <= TARGET_RATIO => format!("{peer} {} (within)", fmt_ratio(Some(r))),
+            Some(r) => format!("{peer} {} (over)", fmt_ratio(Some(r))),
+            None => format!("{peer} – (no ratio)"),
+        });
+    }
+    let _ = writeln!(
+        s,
+        "\np99 under attack ÷ quiet p99, target at most {TARGET_RATIO:.0}×: {}.",
+        verdicts.join("; ")
+    );
+    s
+}
+
 /// A cost fraction as a signed percentage: `3.2 %`, `-1.0 %`.
 pub fn fmt_cost(cost: f64) -> String {
     if cost.is_finite() {
@@ -447,6 +534,7 @@ pub(crate) mod tests {
             error: None,
             tls: None,
             notes: Vec::new(),
+            attack: None,
         }
     }
 
@@ -559,6 +647,64 @@ pub(crate) mod tests {
         );
         assert!(md.contains("TLS negotiated: wardmq TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519."));
         assert!(md.contains("- idle-50k / wardmq: only 19744 of 50000 connections attempted"));
+    }
+
+    #[test]
+    fn attack_rows_fold_rounds_and_judge_the_target() {
+        use crate::stormp99::Phase;
+        let phase = |attacked, p50_us, p99_us| Phase {
+            attacked,
+            latency: LatencySummary {
+                count: 100,
+                p50_us,
+                p99_us,
+                p999_us: p99_us,
+                max_us: p99_us,
+            },
+        };
+        let counts = |attempts, connected, refused_handshake, refused_after| AttackCounts {
+            attempts,
+            connected,
+            refused_handshake,
+            refused_after,
+            unfinished: 0,
+        };
+        let run = |peer: &str, round, ratios: Vec<f64>, attacked_p99| {
+            let mut r = result("storm-p99", peer, 200.0, attacked_p99);
+            r.round = round;
+            r.attack = Some(UnderAttack {
+                phase_s: 5.0,
+                phases: vec![
+                    phase(false, 500.0, 1000.0),
+                    phase(true, 600.0, attacked_p99),
+                ],
+                quiet: phase(false, 500.0, 1000.0).latency,
+                attacked: phase(true, 600.0, attacked_p99).latency,
+                ratio: median(&mut ratios.clone()),
+                ratios,
+                bad_cert: counts(5000, 0, 4000, 1000),
+                flood: counts(2500, 1000, 1500, 0),
+            });
+            r
+        };
+        let md = markdown(&report(vec![
+            run("wardmq", 0, vec![1.2, 1.5, 3.0], 1500.0),
+            run("wardmq", 1, vec![1.1, 1.4, 1.3], 1300.0),
+            run("mosquitto", 0, vec![9.0, 8.0, 7.0], 8000.0),
+        ]));
+        // wardmq: median of six ratios (1.3, 1.4) = 1.35; p99 the median
+        // round's; 10,000 bad-cert attempts over 2 × 5 s attacked.
+        assert!(
+            md.contains(
+                "| storm-p99 | wardmq | 0.500 | 1.0 | 0.600 | 1.4 | 1.35× | 1.0k | 10000 | 0 | 500 | 2000 | 3000 |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| storm-p99 | mosquitto | 0.500 | 1.0 | 0.600 | 8.0 | 8.00× |"));
+        assert!(md.contains("target at most 2×: wardmq 1.35× (within); mosquitto 8.00× (over)."));
+        // No attack rows, no section.
+        let plain = markdown(&report(vec![result("fanin-qos0", "wardmq", 1.0, 1.0)]));
+        assert!(!plain.contains("Latency under attack"));
     }
 
     #[test]

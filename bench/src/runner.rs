@@ -134,6 +134,8 @@ fn summary_line(r: &RunResult) -> String {
 /// A result with nothing measured yet.
 fn blank(scenario: &Scenario, target: Target, round: u32) -> RunResult {
     let unit = match scenario.pattern {
+        // Established clients' deliveries, like the other traffic runs.
+        Pattern::UnderAttack { .. } => "msg/s",
         Pattern::Storm { .. } | Pattern::Idle { .. } => "conn/s",
         _ => "msg/s",
     };
@@ -155,6 +157,7 @@ fn blank(scenario: &Scenario, target: Target, round: u32) -> RunResult {
         error: None,
         tls: None,
         notes: Vec::new(),
+        attack: None,
     }
 }
 
@@ -182,7 +185,7 @@ async fn measure(
     out: &mut RunResult,
 ) -> Result<()> {
     crate::client::new_run();
-    let mut peer = Peer::start(target, bin, &plan.peers)?;
+    let mut peer = Peer::start(target, bin, &plan.peers, scenario.admission)?;
     let transport = plan.transport.for_run();
     let ep = Endpoint::new(peer.addr, transport.clone())?;
     let pid = peer.pid();
@@ -207,6 +210,7 @@ async fn measure(
     out.errors = m.errors;
     out.tls = transport.negotiated();
     out.notes = m.notes;
+    out.attack = m.attack;
     if m.received == 0 {
         out.error = m
             .first_error

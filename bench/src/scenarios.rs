@@ -1,6 +1,7 @@
 //! The workloads: who connects, who publishes what to whom, and how a run's
 //! messages are counted and timed.
 
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::client::{self, Ack, Conn, Endpoint};
 use crate::payload::{self, Clock};
+use crate::pki::BenchPki;
 use crate::procstat;
 use crate::stats::Latency;
 
@@ -55,6 +57,9 @@ pub enum Pattern {
     /// `connections` clients connect and sit idle for `hold`: broker memory
     /// per connection; then each must answer a PINGREQ.
     Idle { connections: usize, hold: Duration },
+    /// `pairs` publisher/subscriber pairs at the scenario's rate through
+    /// quiet and attacked phases in turn (`stormp99.rs`).
+    UnderAttack { pairs: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -71,6 +76,9 @@ pub struct Scenario {
     /// scenario flat out against Mosquitto, in the same round, and then
     /// every target at half that throughput.
     pub half_mosquitto_rate: bool,
+    /// wardmq keeps its default connection-rate limits (the bench turns
+    /// them off elsewhere, since it connects thousands of clients at once).
+    pub admission: bool,
 }
 
 const fn traffic(
@@ -89,6 +97,7 @@ const fn traffic(
         payload,
         rate,
         half_mosquitto_rate: false,
+        admission: false,
     }
 }
 
@@ -112,6 +121,10 @@ pub fn catalog() -> Vec<Scenario> {
         traffic("pairs-qos1-4k", "20 pairs flat out (window 100), QoS 1, 4 KiB", Pairs { pairs: 20 }, 1, 4096, None),
         traffic("pairs-qos0-64k", "10 pairs at 2000 msg/s in total, QoS 0, 64 KiB", Pairs { pairs: 10 }, 0, 65536, Some(2000.0)),
         traffic("storm", "5000 clients connect flat out (200 at a time); rate = CONNACKs/s, latency = CONNECT->CONNACK", Storm { connections: 5000, rate: None }, 0, 0, None),
+        Scenario {
+            admission: true,
+            ..traffic("storm-p99", "50 pairs at 200 msg/s in total, QoS 1, 64 B, in quiet and attacked phases by turns (unknown-CA handshakes and a CONNECT flood from 2000 addresses, wardmq with its default rate limits): p99 under attack / p99 quiet", UnderAttack { pairs: 50 }, 1, 64, Some(200.0))
+        },
         traffic("idle", "5000 idle connections; broker RSS growth per connection", Idle { connections: 5000, hold: IDLE_SETTLE }, 0, 0, None),
         traffic("idle-50k", "50,000 idle connections held 5 s (over several source addresses); RSS per connection, all still answering?", Idle { connections: 50_000, hold: Duration::from_secs(5) }, 0, 0, None),
     ]
@@ -160,6 +173,8 @@ pub struct Measured {
     pub first_error: Option<String>,
     /// Remarks for the report (a capped connection count, idle liveness).
     pub notes: Vec<String>,
+    /// storm-p99: latency by phase and what the attackers achieved.
+    pub attack: Option<crate::stormp99::UnderAttack>,
 }
 
 /// Settings that apply to every scenario of a run.
@@ -172,6 +187,9 @@ pub struct RunSettings {
     /// Most connections one storm or idle run may hold: the open-file
     /// limit (bench and broker alike) less a reserve.
     pub max_connections: usize,
+    /// `--tls`: the bench PKI (storm-p99 makes its unknown-CA attackers
+    /// from it).
+    pub pki: Option<Arc<BenchPki>>,
 }
 
 impl Scenario {
@@ -183,6 +201,9 @@ impl Scenario {
             Pattern::Storm { .. } => CONNECT_PHASE_MAX + Duration::from_secs(30),
             Pattern::Idle { hold, .. } => {
                 CONNECT_PHASE_MAX + hold + PING_TIMEOUT + Duration::from_secs(30)
+            }
+            Pattern::UnderAttack { .. } => {
+                crate::stormp99::span(duration) + 2 * DRAIN_MAX + CONNECT_PHASE_MAX
             }
             _ => duration + 2 * DRAIN_MAX + CONNECT_PHASE_MAX,
         }
@@ -246,6 +267,9 @@ impl Scenario {
                 }
                 Ok(m)
             }
+            Pattern::UnderAttack { pairs } => {
+                crate::stormp99::run(self, pairs, ep, qos, settings, label).await
+            }
             _ => self.run_traffic(ep, qos, settings, label).await,
         }
     }
@@ -279,17 +303,34 @@ impl Scenario {
                 let topics: Vec<String> = (0..pairs).map(|i| format!("{prefix}/p/{i}")).collect();
                 (topics.clone(), topics, 1)
             }
-            Pattern::Storm { .. } | Pattern::Idle { .. } => bail!("not a traffic scenario"),
+            Pattern::Storm { .. } | Pattern::Idle { .. } | Pattern::UnderAttack { .. } => {
+                bail!("not a plain traffic scenario")
+            }
         };
 
         let clean = !settings.persistent;
-        let sub_conns = connect_all(&ep, &format!("s{tag}"), sub_filters.len(), clean).await?;
+        let next_source = |_| client::source_addr(client::next_index());
+        let sub_conns = connect_all(
+            &ep,
+            &format!("s{tag}"),
+            sub_filters.len(),
+            clean,
+            next_source,
+        )
+        .await?;
         let mut subscribers = Vec::with_capacity(sub_conns.len());
         for (mut conn, filter) in sub_conns.into_iter().zip(&sub_filters) {
             conn.subscribe(filter, qos).await?;
             subscribers.push(conn);
         }
-        let publishers = connect_all(&ep, &format!("p{tag}"), pub_topics.len(), clean).await?;
+        let publishers = connect_all(
+            &ep,
+            &format!("p{tag}"),
+            pub_topics.len(),
+            clean,
+            next_source,
+        )
+        .await?;
 
         let received = Arc::new(AtomicU64::new(0));
         let last_rx_ns = Arc::new(AtomicU64::new(0));
@@ -302,6 +343,8 @@ impl Scenario {
                 received.clone(),
                 last_rx_ns.clone(),
                 stop_rx.clone(),
+                Arc::new(|_| Some(0)),
+                1,
             ));
         }
 
@@ -346,29 +389,17 @@ impl Scenario {
         }
         let expected = sent * fanout;
 
-        // Drain: wait for the deliveries still on their way.
-        let drain_end = Instant::now() + DRAIN_MAX;
-        let mut last = received.load(Ordering::Relaxed);
-        let mut last_change = Instant::now();
-        while Instant::now() < drain_end {
-            let now = received.load(Ordering::Relaxed);
-            if now >= expected {
-                break;
-            }
-            if now != last {
-                last = now;
-                last_change = Instant::now();
-            } else if last_change.elapsed() >= DRAIN_IDLE {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        drain(&received, expected).await;
         let _ = stop_tx.send(true);
 
         let mut latency = Latency::new()?;
         while let Some(joined) = sub_tasks.join_next().await {
             match joined.map_err(anyhow::Error::from).and_then(|r| r) {
-                Ok(l) => latency.merge(&l)?,
+                Ok(ls) => {
+                    for l in &ls {
+                        latency.merge(l)?;
+                    }
+                }
                 Err(e) => note_error(&mut errors, &mut first_error, e.context("subscriber")),
             }
         }
@@ -384,6 +415,7 @@ impl Scenario {
             errors,
             first_error,
             notes: Vec::new(),
+            attack: None,
         })
     }
 }
@@ -435,19 +467,41 @@ async fn ping_all(conns: Vec<Conn>) -> usize {
     dead
 }
 
+/// After the publishers stopped: waits for the deliveries still on their
+/// way, until `expected` arrived, `DRAIN_MAX` passed or `DRAIN_IDLE` went by
+/// without one.
+pub(crate) async fn drain(received: &AtomicU64, expected: u64) {
+    let drain_end = Instant::now() + DRAIN_MAX;
+    let mut last = received.load(Ordering::Relaxed);
+    let mut last_change = Instant::now();
+    while Instant::now() < drain_end {
+        let now = received.load(Ordering::Relaxed);
+        if now >= expected {
+            break;
+        }
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+        } else if last_change.elapsed() >= DRAIN_IDLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Sleeps until a std `Instant` (the bench's clock type throughout).
-async fn sleep_until(at: Instant) {
+pub(crate) async fn sleep_until(at: Instant) {
     tokio::time::sleep_until(at.into()).await;
 }
 
-fn note_error(count: &mut u64, first: &mut Option<String>, e: anyhow::Error) {
+pub(crate) fn note_error(count: &mut u64, first: &mut Option<String>, e: anyhow::Error) {
     *count += 1;
     if first.is_none() {
         *first = Some(format!("{e:#}"));
     }
 }
 
-fn progress(settings: &RunSettings, label: &str, len: u64) -> ProgressBar {
+pub(crate) fn progress(settings: &RunSettings, label: &str, len: u64) -> ProgressBar {
     if !settings.show_progress {
         return ProgressBar::hidden();
     }
@@ -461,18 +515,26 @@ fn progress(settings: &RunSettings, label: &str, len: u64) -> ProgressBar {
     bar
 }
 
-/// Connects `n` clients named `{prefix}-{i}`, a bounded number at a time,
-/// in order. Any failure fails the setup: a traffic run with missing clients
-/// would measure a different scenario.
-async fn connect_all(ep: &Endpoint, prefix: &str, n: usize, clean: bool) -> Result<Vec<Conn>> {
+/// Connects `n` clients named `{prefix}-{i}`, client `i` from source
+/// address `source(i)`, a bounded number at a time, in order. Any failure
+/// fails the setup: a traffic run with missing clients would measure a
+/// different scenario.
+pub(crate) async fn connect_all(
+    ep: &Endpoint,
+    prefix: &str,
+    n: usize,
+    clean: bool,
+    source: impl Fn(usize) -> Ipv4Addr,
+) -> Result<Vec<Conn>> {
     let sem = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let mut tasks = JoinSet::new();
     for i in 0..n {
         let permit = sem.clone().acquire_owned().await?;
         let id = format!("{prefix}-{i}");
+        let src = source(i);
         let ep = ep.clone();
         tasks.spawn(async move {
-            let conn = Conn::connect(&ep, client::next_index(), &id, clean).await;
+            let conn = Conn::connect(&ep, src, &id, clean).await;
             drop(permit);
             (i, conn.with_context(|| format!("connecting client {id}")))
         });
@@ -516,7 +578,8 @@ async fn storm(
         let ep = ep.clone();
         tasks.spawn(async move {
             let t0 = Instant::now();
-            let conn = Conn::connect(&ep, client::next_index(), &id, !persistent).await;
+            let src = client::source_addr(client::next_index());
+            let conn = Conn::connect(&ep, src, &id, !persistent).await;
             let done = Instant::now();
             drop(permit);
             (conn, done.duration_since(t0), done)
@@ -549,24 +612,25 @@ async fn storm(
         errors,
         first_error,
         notes: Vec::new(),
+        attack: None,
     };
     Ok((m, conns))
 }
 
-struct PublishJob {
-    topic: String,
-    qos: QoS,
-    template: Vec<u8>,
+pub(crate) struct PublishJob {
+    pub topic: String,
+    pub qos: QoS,
+    pub template: Vec<u8>,
     /// Time between messages when rate-limited.
-    period: Option<Duration>,
-    start: Instant,
-    deadline: Instant,
-    clock: Clock,
+    pub period: Option<Duration>,
+    pub start: Instant,
+    pub deadline: Instant,
+    pub clock: Clock,
 }
 
 /// Publishes until the deadline, then waits (bounded) for its outstanding
 /// QoS 1/2 flows to finish. Returns the number of messages sent.
-async fn publish_loop(mut conn: Conn, job: PublishJob) -> Result<u64> {
+pub(crate) async fn publish_loop(mut conn: Conn, job: PublishJob) -> Result<u64> {
     let acked = job.qos != QoS::AtMostOnce;
     let mut publish = Publish::from_bytes(job.topic.clone(), job.qos, Bytes::new());
     let mut stamp_buf = BytesMut::with_capacity(job.template.len() * BATCH);
@@ -650,16 +714,25 @@ fn handle_acks(conn: &mut Conn, inflight: &mut usize) -> Result<()> {
     Ok(())
 }
 
+/// Which of a subscriber's histograms a message's latency goes to, from its
+/// send time (`Clock` nanoseconds); `None` records it in none.
+pub(crate) type Bucket = Arc<dyn Fn(u64) -> Option<usize> + Send + Sync>;
+
 /// Receives until told to stop, acknowledging as the QoS requires and
-/// recording each message's end-to-end latency.
-async fn subscribe_loop(
+/// recording each message's end-to-end latency in histogram `bucket(sent)`
+/// of `buckets`.
+pub(crate) async fn subscribe_loop(
     mut conn: Conn,
     clock: Clock,
     received: Arc<AtomicU64>,
     last_rx_ns: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
-) -> Result<Latency> {
-    let mut latency = Latency::new()?;
+    bucket: Bucket,
+    buckets: usize,
+) -> Result<Vec<Latency>> {
+    let mut latency = (0..buckets)
+        .map(|_| Latency::new())
+        .collect::<Result<Vec<_>>>()?;
     loop {
         let mut count = 0;
         let now = clock.now_ns();
@@ -667,7 +740,9 @@ async fn subscribe_loop(
             match p {
                 Packet::Publish(p) => {
                     if let Some(sent) = payload::decode(&p.payload) {
-                        latency.record_ns(now.saturating_sub(sent));
+                        if let Some(l) = bucket(sent).and_then(|b| latency.get_mut(b)) {
+                            l.record_ns(now.saturating_sub(sent));
+                        }
                     }
                     count += 1;
                     match p.qos {

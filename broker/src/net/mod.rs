@@ -1,6 +1,7 @@
 //! Network listeners and the framed transport every connection uses.
 
 mod admission;
+mod handshake_gate;
 pub mod identity;
 mod tcp;
 pub mod tls;

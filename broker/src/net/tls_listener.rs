@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::server::TlsStream;
 
 use crate::hub::Hub;
+use crate::net::handshake_gate::{default_slots, HandshakeGate};
 use crate::net::tcp::accept_loop;
 use crate::net::tls::{DeviceAcceptor, TrustSnapshot, TrustStore};
 use crate::registry::Registry;
@@ -24,12 +25,14 @@ pub(crate) async fn listen_tls(
     hub: Arc<Hub>,
     permits: Arc<Semaphore>,
 ) {
+    let gate = HandshakeGate::new(default_slots());
     accept_loop(listener, hub, permits, move |hub, stream, peer| {
         let acceptor = acceptor.clone();
+        let gate = gate.clone();
         async move {
-            // The handshake's state is boxed and gone once it is over, so
-            // the connection's task does not keep room for it.
-            let Some((tls, principal)) = Box::pin(handshake(&acceptor, &hub, stream, peer)).await
+            // The handshake's state is boxed (in the gate) and gone once it
+            // is over, so the connection's task does not keep room for it.
+            let Some((tls, principal)) = gate.gate(handshake(&acceptor, &hub, stream, peer)).await
             else {
                 return;
             };
