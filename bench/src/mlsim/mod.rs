@@ -51,14 +51,14 @@ pub struct MlsimArgs {
     /// consecutiveDatapointsToClear of the ML behaviours and the baselines.
     #[arg(long, default_value_t = 3)]
     clear_after: u32,
-    /// Datapoints the fleet gate remembers an anomalous device (ML Detect's
-    /// default when not given; 1 = the same datapoint only).
+    /// Seconds the fleet gate remembers an anomaly's onset (ML Detect's
+    /// default when not given; 300 = the same datapoint only).
     #[arg(long)]
-    fleet_memory: Option<u32>,
-    /// Datapoints a device's alarm level is held below LOW (ML Detect's
-    /// default when not given).
+    fleet_memory_secs: Option<i64>,
+    /// Seconds a device's alarm level is held below LOW (ML Detect's
+    /// default when not given; 300 = no hold through dips).
     #[arg(long)]
-    hold: Option<u32>,
+    hold_secs: Option<i64>,
     /// Scores at which LOW, MEDIUM and HIGH start (default: ML Detect's).
     #[arg(long, num_args = 3)]
     thresholds: Option<Vec<f64>>,
@@ -147,11 +147,11 @@ pub fn run(a: &MlsimArgs) -> Result<()> {
                 opts.detector.gate.min_days = a.min_days;
                 opts.detector.gate.min_datapoints = a.min_datapoints;
                 opts.clear_after = a.clear_after;
-                if let Some(m) = a.fleet_memory {
-                    opts.detector.fleet_memory = m;
+                if let Some(m) = a.fleet_memory_secs {
+                    opts.detector.fleet_memory_secs = m;
                 }
-                if let Some(h) = a.hold {
-                    opts.detector.hold_datapoints = h;
+                if let Some(h) = a.hold_secs {
+                    opts.detector.hold_secs = h;
                 }
                 if let Some(t) = &a.thresholds {
                     for (d, v) in opts.detector.thresholds.iter_mut().zip(t) {
@@ -354,8 +354,8 @@ mod tests {
             min_days: 2,
             min_datapoints: 1000,
             clear_after: 3,
-            fleet_memory: None,
-            hold: None,
+            fleet_memory_secs: None,
+            hold_secs: None,
             thresholds: None,
             out: dir.path().to_path_buf(),
         };

@@ -49,13 +49,15 @@ pub struct DetectorConfig {
     /// lifts its devices over hours (busy ones cross first). Devices
     /// anomalous for longer (an earlier attack's day window) are not part
     /// of a new fleet-wide change, unless they joined one while it was.
-    /// 1 = devices anomalous at this datapoint (the gate without memory).
-    pub fleet_memory: u32,
-    /// A device's alarm level is held through this many datapoints below
+    /// Data-clock seconds; one period or less = devices anomalous at this
+    /// datapoint (the gate without memory).
+    pub fleet_memory_secs: i64,
+    /// A device's alarm level is held this long below
     /// LOW: a level shift's hour window hovers around the threshold before
     /// the day window takes over (`ml-detect.md` step 6: one alarm per
-    /// level change; clear after an hour). 1 = no hold through dips.
-    pub hold_datapoints: u32,
+    /// level change; clear after an hour). Data-clock seconds; one period
+    /// or less = no hold through dips.
+    pub hold_secs: i64,
     /// A device flagged (MEDIUM or more) this many days in a row has a new
     /// normal: its level is refitted from those days. 0 = never.
     pub accept_after_days: u32,
@@ -74,8 +76,8 @@ impl Default for DetectorConfig {
             size_ratio: 2.0,
             fleet_fraction: 0.02,
             fleet_min_devices: 5,
-            fleet_memory: 72,
-            hold_datapoints: 12,
+            fleet_memory_secs: 6 * clock::HOUR_SECS,
+            hold_secs: clock::HOUR_SECS,
             accept_after_days: 3,
             new_device_days: 3,
             gate: ModelGate::default(),
@@ -270,11 +272,11 @@ struct Series {
     online: Online,
     /// The level the device's last judgement kept: a level is held while
     /// the score stays at LOW or more, and through dips shorter than
-    /// `hold_datapoints`, so a level shift raises one alarm instead of one
+    /// `hold_secs`, so a level shift raises one alarm instead of one
     /// each time its score dips and climbs back.
     held: Option<Level>,
     /// Datapoints since the score last reached LOW (saturating).
-    calm: u8,
+    calm: u16,
 }
 
 pub struct Detector {
@@ -390,6 +392,11 @@ impl Detector {
             .map(|k| k.len() + size_of::<(Arc<str>, Spell)>())
             .sum::<usize>();
         ((online + model + fleet) / n, history / n)
+    }
+
+    /// Whole datapoints in `secs` of the data clock, at least one.
+    fn periods(&self, secs: i64) -> i64 {
+        (secs / self.cfg.period_secs.max(1)).max(1)
     }
 
     fn periods_per_hour(&self) -> usize {
@@ -509,6 +516,7 @@ impl Detector {
             self.first_ts = Some(ts);
         }
         let per_hour = self.periods_per_hour();
+        let hold = u16::try_from(self.periods(self.cfg.hold_secs)).unwrap_or(u16::MAX);
         let period = ts.div_euclid(self.cfg.period_secs.max(1));
         let hour = clock::hour_no(ts);
         let mut result = PeriodResult::default();
@@ -521,7 +529,7 @@ impl Detector {
                     history: SeriesHistory::default(),
                     online: Online::new(per_hour),
                     held: None,
-                    calm: u8::MAX,
+                    calm: u16::MAX,
                 });
             let x = match self.kind {
                 MetricKind::Count => value.max(0.0),
@@ -558,7 +566,7 @@ impl Detector {
             } else {
                 s.calm.saturating_add(1)
             };
-            if u32::from(s.calm) >= self.cfg.hold_datapoints {
+            if s.calm >= hold {
                 s.held = None;
             }
             let level = raw_level
@@ -613,10 +621,10 @@ impl Detector {
     }
 
     /// Updates the fleet memory with this period's anomalous devices. A
-    /// spell survives short dips (a clear takes `fleet_memory` datapoints
+    /// spell survives short dips (a clear takes the fleet memory
     /// without an anomaly), so a device hovering around LOW has one onset.
     fn remember(&mut self, period: i64, result: &PeriodResult) {
-        let memory = i64::from(self.cfg.fleet_memory.max(1));
+        let memory = self.periods(self.cfg.fleet_memory_secs);
         self.recent.retain(|_, s| s.last > period - memory);
         for j in result.devices.iter().filter(|j| j.raw_level.is_some()) {
             let e = self.recent.entry(Arc::clone(&j.device)).or_insert(Spell {
@@ -633,7 +641,7 @@ impl Detector {
     /// Whether a remembered anomaly is part of a fleet-wide change: it
     /// began recently, or it already joined one.
     fn member(&self, s: &Spell, period: i64) -> bool {
-        s.folded || s.onset > period - i64::from(self.cfg.fleet_memory.max(1))
+        s.folded || s.onset > period - self.periods(self.cfg.fleet_memory_secs)
     }
 
     fn fleet_gate(&mut self, period: i64, result: &mut PeriodResult) {
@@ -673,7 +681,7 @@ impl Detector {
             // A device far more anomalous than the fleet's typical one
             // (a flood during a firmware wave) keeps its own alarm.
             let own = fleet.score + self.cfg.thresholds[2];
-            let memory = i64::from(self.cfg.fleet_memory.max(1));
+            let memory = self.periods(self.cfg.fleet_memory_secs);
             for s in self.recent.values_mut() {
                 s.folded = s.peak < own && (s.folded || s.onset > period - memory);
             }

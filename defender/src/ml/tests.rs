@@ -259,7 +259,7 @@ fn staggered_spikes(memory: u32) -> (usize, bool) {
     let mut det = Detector::new(
         MetricKind::Count,
         DetectorConfig {
-            fleet_memory: memory,
+            fleet_memory_secs: i64::from(memory) * 300,
             ..fast_cfg()
         },
     );
@@ -311,7 +311,7 @@ fn burst_after_long_anomalies(memory: u32) -> Option<Level> {
     let mut det = Detector::new(
         MetricKind::Count,
         DetectorConfig {
-            fleet_memory: memory,
+            fleet_memory_secs: i64::from(memory) * 300,
             ..fast_cfg()
         },
     );
