@@ -457,3 +457,45 @@ fn backlog_after_a_gap_is_allowed_a_flood_is_not() {
     let r = det.judge_period(ts, &v);
     assert!(level_of(&r, &name).is_some(), "{:?}", r.devices[1]);
 }
+
+/// A metric rare for the fleet (steady authorization failures on 40
+/// devices) and three devices busy on it at one hour only (attacked
+/// devices whose days were learned): the hour shape must stay the fleet's,
+/// not the three outliers' median, which puts every other hour at the
+/// floor and makes a steady failure there look impossible.
+#[test]
+fn a_few_busy_devices_do_not_make_a_rare_metrics_shape() {
+    use super::history::SeriesHistory;
+    use super::model::Model;
+    let mut series: Vec<(Arc<str>, SeriesHistory)> = (0..43)
+        .map(|i| {
+            (
+                Arc::from(format!("dev-{i}").as_str()),
+                SeriesHistory::default(),
+            )
+        })
+        .collect();
+    let day0 = T0 / DAY_SECS;
+    for p in 0..14 * 288 {
+        let ts = T0 + p * 300;
+        let hour = (ts % DAY_SECS) / HOUR_SECS;
+        for (i, (_, h)) in series.iter_mut().enumerate() {
+            let v = if i < 40 {
+                // One failure every 20 datapoints, offset per device.
+                f64::from(u8::from((p + i64::try_from(i).unwrap_or(0)) % 20 == 0))
+            } else if hour == 3 {
+                100.0
+            } else {
+                0.0
+            };
+            h.record(ts, v);
+        }
+    }
+    let refs: Vec<(&Arc<str>, &SeriesHistory)> = series.iter().map(|(n, h)| (n, h)).collect();
+    let m = Model::train(MetricKind::Count, &refs, day0, day0 + 13, 288.0);
+    for dt in 0..2 {
+        for h in [0, 10, 20] {
+            assert!(m.shape[dt][h] > 0.1, "{:?}", m.shape);
+        }
+    }
+}
