@@ -126,6 +126,7 @@ impl Baselines {
                         self.raised[k].push(Raised {
                             ts: r.ts,
                             device: Some(r.device),
+                            metric: m,
                         });
                     }
                     (Some(_), true) => *st = Some(0),

@@ -193,6 +193,9 @@ pub struct Device {
     hour_factor: f64,
     offline_until: i64,
     offline_since: i64,
+    /// When the device came back from each outage (for the false-alarm
+    /// breakdown).
+    returns: Vec<i64>,
 }
 
 pub struct Fleet {
@@ -226,6 +229,44 @@ pub fn poisson(rng: &mut StdRng, lambda: f64) -> u64 {
             return k;
         }
         k += 1;
+    }
+}
+
+/// The benign nuisances a false alarm may come from, most specific first.
+pub const CAUSES: [&str; 7] = [
+    "new device",
+    "volume shift",
+    "firmware",
+    "back online",
+    "chronic auth",
+    "noise",
+    "fleet",
+];
+
+impl Fleet {
+    /// The simulator's own account of a false alarm on `device` at `ts`:
+    /// which benign nuisance it sits in the wake of (a day, since the day
+    /// window can carry one that long), else "noise".
+    pub fn nuisance(&self, device: usize, ts: i64, metric: &str) -> &'static str {
+        const DAY: i64 = 86_400;
+        let d = &self.devices[device];
+        let near = |at: i64, span: i64| ts >= at && ts < at + span;
+        if d.first_day > 0 && ts < T0 + (d.first_day + 4) * DAY {
+            return CAUSES[0];
+        }
+        if d.shift.is_some_and(|(at, _)| near(at, 4 * DAY)) {
+            return CAUSES[1];
+        }
+        if d.firmware.is_some_and(|at| near(at, 2 * DAY)) {
+            return CAUSES[2];
+        }
+        if d.returns.iter().any(|&at| near(at, DAY)) {
+            return CAUSES[3];
+        }
+        if d.auth > 0.01 && metric.contains("authorization") {
+            return CAUSES[4];
+        }
+        CAUSES[5]
     }
 }
 
@@ -286,6 +327,7 @@ impl Fleet {
                 hour_factor: 1.0,
                 offline_until: i64::MIN,
                 offline_since: i64::MIN,
+                returns: Vec::new(),
             });
         }
         let benign_shifts = list
@@ -410,6 +452,9 @@ impl Fleet {
                 continue;
             }
             let back = d.offline_until == ts;
+            if back {
+                d.returns.push(ts);
+            }
             let mut level = d.sent * rhythm(spec.rhythm, ts) * d.day_factor * d.hour_factor;
             let mut bytes = d.bytes;
             if let Some((at, f)) = d.shift {

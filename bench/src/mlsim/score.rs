@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use super::fleet::{Attack, AttackKind, PERIOD};
+use wardmq_defender::ml::replay::METRICS;
+
+use super::fleet::{Attack, AttackKind, Fleet, CAUSES, PERIOD};
 
 /// An alarm counts for an attack when raised from its first datapoint to
 /// an hour after its last.
@@ -13,11 +15,13 @@ const DETECT_GRACE: i64 = 3600;
 /// attack's aftermath (the day window), not a false alarm.
 const AFTERMATH: i64 = 86_400;
 
-/// A raised alarm: when, on which device (`None`: profile-level).
+/// A raised alarm: when, on which device (`None`: profile-level), on
+/// which metric (an index into the replay's `METRICS`).
 #[derive(Clone, Copy, Debug)]
 pub struct Raised {
     pub ts: i64,
     pub device: Option<usize>,
+    pub metric: usize,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -32,9 +36,14 @@ pub struct Score {
     /// Median datapoints from attack start to alarm (1 = the first).
     pub median_ttd: f64,
     pub by_kind: BTreeMap<&'static str, (usize, usize)>,
+    /// False alarms by the benign nuisance behind them (`fleet::CAUSES`).
+    pub by_cause: BTreeMap<&'static str, usize>,
+    /// False alarms by metric.
+    pub by_metric: BTreeMap<&'static str, usize>,
 }
 
-pub fn score(raised: &[Raised], attacks: &[Attack], device_days: f64, from: i64) -> Score {
+pub fn score(raised: &[Raised], fleet: &Fleet, device_days: f64, from: i64) -> Score {
+    let attacks: &[Attack] = &fleet.attacks;
     let mut s = Score::default();
     let mut attacked: BTreeMap<usize, Vec<&Attack>> = BTreeMap::new();
     for a in attacks {
@@ -43,9 +52,12 @@ pub fn score(raised: &[Raised], attacks: &[Attack], device_days: f64, from: i64)
     let mut tp = 0;
     for r in raised.iter().filter(|r| r.ts >= from) {
         s.alarms += 1;
+        let metric = METRICS.get(r.metric).map_or("?", |(_, m)| m);
         let Some(d) = r.device else {
             s.fleet_alarms += 1;
             s.false_alarms += 1;
+            *s.by_cause.entry(CAUSES[6]).or_default() += 1;
+            *s.by_metric.entry(metric).or_default() += 1;
             continue;
         };
         let explained = attacked.get(&d).is_some_and(|v| {
@@ -56,6 +68,10 @@ pub fn score(raised: &[Raised], attacks: &[Attack], device_days: f64, from: i64)
             tp += 1;
         } else {
             s.false_alarms += 1;
+            *s.by_cause
+                .entry(fleet.nuisance(d, r.ts, metric))
+                .or_default() += 1;
+            *s.by_metric.entry(metric).or_default() += 1;
         }
     }
     let mut ttds = Vec::new();
@@ -118,6 +134,34 @@ pub fn kinds_row(s: &Score) -> String {
             let (n, c) = s.by_kind.get(k.name()).copied().unwrap_or((0, 0));
             format!("{c}/{n}")
         })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+pub fn causes_header() -> String {
+    CAUSES.join(" | ")
+}
+
+pub fn causes_row(s: &Score) -> String {
+    CAUSES
+        .iter()
+        .map(|c| s.by_cause.get(c).copied().unwrap_or(0).to_string())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+pub fn metrics_header() -> String {
+    METRICS
+        .iter()
+        .map(|(_, m)| m.trim_start_matches("aws:"))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+pub fn metrics_row(s: &Score) -> String {
+    METRICS
+        .iter()
+        .map(|(_, m)| s.by_metric.get(m).copied().unwrap_or(0).to_string())
         .collect::<Vec<_>>()
         .join(" | ")
 }

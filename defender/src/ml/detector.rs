@@ -44,6 +44,20 @@ pub struct DetectorConfig {
     pub fleet_fraction: f64,
     /// ... and never fewer devices than this.
     pub fleet_min_devices: usize,
+    /// The fleet gate counts devices whose anomaly began within this many
+    /// datapoints, not only those anomalous at this one: a firmware wave
+    /// lifts its devices over hours (busy ones cross first). Devices
+    /// anomalous for longer (an earlier attack's day window) are not part
+    /// of a new fleet-wide change, unless they joined one while it was.
+    /// Data-clock seconds; one period or less = devices anomalous at this
+    /// datapoint (the gate without memory).
+    pub fleet_memory_secs: i64,
+    /// A device's alarm level is held this long below
+    /// LOW: a level shift's hour window hovers around the threshold before
+    /// the day window takes over (`ml-detect.md` step 6: one alarm per
+    /// level change; clear after an hour). Data-clock seconds; one period
+    /// or less = no hold through dips.
+    pub hold_secs: i64,
     /// A device flagged (MEDIUM or more) this many days in a row has a new
     /// normal: its level is refitted from those days. 0 = never.
     pub accept_after_days: u32,
@@ -62,6 +76,8 @@ impl Default for DetectorConfig {
             size_ratio: 2.0,
             fleet_fraction: 0.02,
             fleet_min_devices: 5,
+            fleet_memory_secs: 6 * clock::HOUR_SECS,
+            hold_secs: clock::HOUR_SECS,
             accept_after_days: 3,
             new_device_days: 3,
             gate: ModelGate::default(),
@@ -255,9 +271,12 @@ struct Series {
     history: SeriesHistory,
     online: Online,
     /// The level the device's last judgement kept: a level is held while
-    /// the score stays at LOW or more, so a level shift raises one alarm
-    /// instead of one each time its score dips and climbs back.
+    /// the score stays at LOW or more, and through dips shorter than
+    /// `hold_secs`, so a level shift raises one alarm instead of one
+    /// each time its score dips and climbs back.
     held: Option<Level>,
+    /// Datapoints since the score last reached LOW (saturating).
+    calm: u16,
 }
 
 pub struct Detector {
@@ -274,6 +293,19 @@ pub struct Detector {
     last_refresh: Option<i64>,
     window_datapoints: u64,
     shifts: Vec<(Arc<str>, i64)>,
+    /// Devices anomalous (LOW or more) within the fleet memory: when the
+    /// anomaly began, when last seen, and the highest score meanwhile.
+    recent: HashMap<Arc<str>, Spell>,
+}
+
+/// One device's current (or just ended) anomaly, for the fleet gate.
+#[derive(Clone, Copy, Debug)]
+struct Spell {
+    onset: i64,
+    last: i64,
+    peak: f64,
+    /// Folded into a fleet event: stays folded until the spell ends.
+    folded: bool,
 }
 
 struct Scored {
@@ -298,6 +330,7 @@ impl Detector {
             last_refresh: None,
             window_datapoints: 0,
             shifts: Vec::new(),
+            recent: HashMap::new(),
         }
     }
 
@@ -353,7 +386,17 @@ impl Detector {
             .values()
             .map(|s| size_of::<SeriesHistory>() + s.history.days.len() * size_of::<DayRecord>())
             .sum();
-        ((online + model) / n, history / n)
+        let fleet = self
+            .recent
+            .keys()
+            .map(|k| k.len() + size_of::<(Arc<str>, Spell)>())
+            .sum::<usize>();
+        ((online + model + fleet) / n, history / n)
+    }
+
+    /// Whole datapoints in `secs` of the data clock, at least one.
+    fn periods(&self, secs: i64) -> i64 {
+        (secs / self.cfg.period_secs.max(1)).max(1)
     }
 
     fn periods_per_hour(&self) -> usize {
@@ -473,6 +516,7 @@ impl Detector {
             self.first_ts = Some(ts);
         }
         let per_hour = self.periods_per_hour();
+        let hold = u16::try_from(self.periods(self.cfg.hold_secs)).unwrap_or(u16::MAX);
         let period = ts.div_euclid(self.cfg.period_secs.max(1));
         let hour = clock::hour_no(ts);
         let mut result = PeriodResult::default();
@@ -485,6 +529,7 @@ impl Detector {
                     history: SeriesHistory::default(),
                     online: Online::new(per_hour),
                     held: None,
+                    calm: u16::MAX,
                 });
             let x = match self.kind {
                 MetricKind::Count => value.max(0.0),
@@ -516,12 +561,17 @@ impl Detector {
             };
             let raw_level = Level::of_score(scored.score, self.cfg.thresholds);
             let high_only = self.high_only || dm.own_days < self.cfg.new_device_days;
-            let level = raw_level
-                .and(raw_level.max(s.held))
-                .filter(|l| !high_only || *l == Level::High);
-            if raw_level.is_none() {
+            s.calm = if raw_level.is_some() {
+                0
+            } else {
+                s.calm.saturating_add(1)
+            };
+            if s.calm >= hold {
                 s.held = None;
             }
+            let level = raw_level
+                .max(s.held)
+                .filter(|l| !high_only || *l == Level::High);
             result.devices.push(Judgement {
                 device: Arc::clone(name),
                 score: scored.score,
@@ -535,11 +585,19 @@ impl Detector {
         if self.model.is_none() {
             return result;
         }
-        self.fleet_gate(&mut result);
+        self.remember(period, &result);
+        self.fleet_gate(period, &mut result);
         // Poisoning resistance: a device's anomalous day stays out of
         // training. A fleet-wide change is not an attack on one device and
         // should be learned, so folded alarms flag nothing.
         let fleet_event = result.fleet_suppressed > 0;
+        // Devices that crossed before the fleet had enough of them to
+        // count as a fleet event changed with it too.
+        for (name, _) in self.recent.iter().filter(|(_, s)| s.folded) {
+            if let Some(s) = self.series.get_mut(name) {
+                s.history.fold(ts);
+            }
+        }
         for j in &result.devices {
             if j.raw_level.is_none() {
                 continue;
@@ -562,13 +620,37 @@ impl Detector {
         result
     }
 
-    fn fleet_gate(&self, result: &mut PeriodResult) {
+    /// Updates the fleet memory with this period's anomalous devices. A
+    /// spell survives short dips (a clear takes the fleet memory
+    /// without an anomaly), so a device hovering around LOW has one onset.
+    fn remember(&mut self, period: i64, result: &PeriodResult) {
+        let memory = self.periods(self.cfg.fleet_memory_secs);
+        self.recent.retain(|_, s| s.last > period - memory);
+        for j in result.devices.iter().filter(|j| j.raw_level.is_some()) {
+            let e = self.recent.entry(Arc::clone(&j.device)).or_insert(Spell {
+                onset: period,
+                last: period,
+                peak: j.score,
+                folded: false,
+            });
+            e.last = period;
+            e.peak = e.peak.max(j.score);
+        }
+    }
+
+    /// Whether a remembered anomaly is part of a fleet-wide change: it
+    /// began recently, or it already joined one.
+    fn member(&self, s: &Spell, period: i64) -> bool {
+        s.folded || s.onset > period - self.periods(self.cfg.fleet_memory_secs)
+    }
+
+    fn fleet_gate(&mut self, period: i64, result: &mut PeriodResult) {
         let judged = result.devices.len();
-        let mut anomalous: Vec<f64> = result
-            .devices
-            .iter()
-            .filter(|j| j.raw_level.is_some())
-            .map(|j| j.score)
+        let mut members: Vec<f64> = self
+            .recent
+            .values()
+            .filter(|s| self.member(s, period))
+            .map(|s| s.peak)
             .collect();
         #[allow(
             clippy::cast_precision_loss,
@@ -585,13 +667,13 @@ impl Detector {
             score: 0.0,
             raw_level: None,
             level: None,
-            observed: anomalous.len() as f64,
+            observed: members.len() as f64,
             expected: need as f64,
             window: 1,
         };
-        if anomalous.len() >= need {
-            anomalous.sort_by(f64::total_cmp);
-            fleet.score = anomalous[anomalous.len() / 2];
+        if members.len() >= need {
+            members.sort_by(f64::total_cmp);
+            fleet.score = members[members.len() / 2];
             fleet.raw_level = Level::of_score(fleet.score, self.cfg.thresholds);
             fleet.level = fleet
                 .raw_level
@@ -599,8 +681,16 @@ impl Detector {
             // A device far more anomalous than the fleet's typical one
             // (a flood during a firmware wave) keeps its own alarm.
             let own = fleet.score + self.cfg.thresholds[2];
+            let memory = self.periods(self.cfg.fleet_memory_secs);
+            for s in self.recent.values_mut() {
+                s.folded = s.peak < own && (s.folded || s.onset > period - memory);
+            }
+            // While the event lasts its devices' alarms are its alarm; a
+            // device that climbs far above it (an attack that joined by
+            // chance) gets its own.
             for j in &mut result.devices {
-                if j.raw_level.is_some() && j.score < own {
+                let folded = self.recent.get(&j.device).is_some_and(|s| s.folded);
+                if folded && j.raw_level.is_some() && j.score < own {
                     j.level = None;
                     result.fleet_suppressed += 1;
                 }

@@ -94,9 +94,13 @@ impl SeriesHistory {
         self.today(clock::day(ts)).hours[h].add(value);
     }
 
+    /// The device alarmed on its own: if the fleet gate folded it earlier
+    /// today, it has since left the fleet's change (an attack that joined a
+    /// fleet event by chance), so the day is not learned as a new normal.
     pub fn flag(&mut self, ts: i64, level: Level) {
         let d = self.today(clock::day(ts));
         d.flag = Some(d.flag.map_or(level, |f| f.max(level)));
+        d.folded = false;
     }
 
     pub fn fold(&mut self, ts: i64) {

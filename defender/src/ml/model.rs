@@ -317,10 +317,15 @@ fn fit_shape(usable: &[(&Arc<str>, Vec<&DayRecord>, f64)], periods_per_day: f64)
         }
     }
     let busy_devices = buckets.iter().map(Vec::len).max().unwrap_or(0);
+    // A handful of busy devices among many quiet ones (attacked devices
+    // whose days were learned, on a metric that is rare for the fleet) are
+    // outliers, not the fleet's rhythm: their median needs a tenth of the
+    // devices behind it.
+    let enough_busy = busy_devices >= 3.max(usable.len().div_ceil(10));
     let pooled_events: f64 = pooled.iter().map(|p| p.0).sum();
     let mut raw = [[None::<f64>; 24]; 2];
     for (b, values) in buckets.iter_mut().enumerate() {
-        let v = if busy_devices >= 3 {
+        let v = if enough_busy {
             median(values)
         } else if pooled_events >= 1000.0 && pooled[b].1 > 0.0 {
             Some(pooled[b].0 / pooled[b].1)

@@ -250,6 +250,97 @@ fn fleet_wide_event_is_one_profile_alarm() {
         .all(|j| j.score >= fleet.score + 8.0));
 }
 
+/// Busy devices each sending one datapoint's worth of extra traffic, a
+/// new one every 15 minutes (a campaign, or a rollout whose devices cross
+/// at different times): how many of them alarmed on their own, given the
+/// fleet memory in datapoints, and whether the fleet judgement alarmed.
+fn staggered_spikes(memory: u32) -> (usize, bool) {
+    let mut fleet = Fleet::new(100, 8);
+    let mut det = Detector::new(
+        MetricKind::Count,
+        DetectorConfig {
+            fleet_memory_secs: i64::from(memory) * 300,
+            ..fast_cfg()
+        },
+    );
+    warm(&mut det, &mut fleet, 8);
+    let start = T0 + 8 * DAY_SECS + 9 * HOUR_SECS;
+    run_between(&mut det, &mut fleet, T0 + 8 * DAY_SECS, start);
+    let busy: Vec<usize> = (0..fleet.devices.len())
+        .filter(|&i| fleet.devices[i].1 >= 20.0)
+        .take(20)
+        .collect();
+    let mut alarmed = std::collections::HashSet::new();
+    let mut fleet_alarm = false;
+    for (p, ts) in (start..start + 60 * 300).step_by(300).enumerate() {
+        let mut v = fleet.values(ts);
+        let spiked = (p % 3 == 0).then(|| busy.get(p / 3)).flatten();
+        if let Some(&i) = spiked {
+            v[i].1 += 6.0 * fleet.devices[i].1;
+        }
+        let r = det.judge_period(ts, &v);
+        for j in r.devices.iter().filter(|j| j.level.is_some()) {
+            if busy.iter().any(|&i| fleet.devices[i].0 == j.device) {
+                alarmed.insert(Arc::clone(&j.device));
+            }
+        }
+        fleet_alarm |= r.fleet.is_some_and(|f| f.level.is_some());
+    }
+    (alarmed.len(), fleet_alarm)
+}
+
+#[test]
+fn fleet_gate_remembers_anomalies_spread_over_hours() {
+    // Same-datapoint gating sees one anomalous device at a time.
+    let (alone, fleet_alarm) = staggered_spikes(1);
+    assert!(alone >= 15, "{alone} devices alarmed without memory");
+    assert!(!fleet_alarm);
+    // Remembering six hours: the first four alarm (five make a fleet),
+    // then the rest fold into one profile-level alarm; the day window
+    // keeps some anomalous after their spike, so one more may slip by.
+    let (alarmed, fleet_alarm) = staggered_spikes(72);
+    assert!(alarmed <= 6, "{alarmed} devices alarmed with memory");
+    assert!(fleet_alarm);
+}
+
+/// Four devices anomalous for eight hours (earlier attacks' day windows),
+/// then a burst on a fifth: the level the burst's device reaches, given
+/// the fleet memory in datapoints.
+fn burst_after_long_anomalies(memory: u32) -> Option<Level> {
+    let mut fleet = Fleet::new(100, 9);
+    let mut det = Detector::new(
+        MetricKind::Count,
+        DetectorConfig {
+            fleet_memory_secs: i64::from(memory) * 300,
+            ..fast_cfg()
+        },
+    );
+    warm(&mut det, &mut fleet, 8);
+    let start = T0 + 8 * DAY_SECS + 6 * HOUR_SECS;
+    run_between(&mut det, &mut fleet, T0 + 8 * DAY_SECS, start);
+    for d in fleet.devices.iter_mut().take(4) {
+        d.1 = d.1.max(5.0) * 10.0;
+    }
+    let burst_at = start + 8 * HOUR_SECS;
+    run_between(&mut det, &mut fleet, start, burst_at);
+    let mut v = fleet.values(burst_at);
+    let busy = (4..fleet.devices.len())
+        .find(|&i| fleet.devices[i].1 >= 20.0)
+        .expect("a busy device");
+    v[busy].1 += 4.0 * fleet.devices[busy].1;
+    let r = det.judge_period(burst_at, &v);
+    level_of(&r, &fleet.devices[busy].0)
+}
+
+#[test]
+fn long_anomalies_are_not_a_fleet_event() {
+    // Without memory the five anomalous devices make a "fleet event" and
+    // the burst folds into it (and would be learned as normal).
+    assert_eq!(burst_after_long_anomalies(1), None);
+    // Counting only anomalies that began within six hours, it alarms.
+    assert_eq!(burst_after_long_anomalies(72), Some(Level::High));
+}
+
 #[test]
 fn new_device_alarms_only_at_high() {
     let mut fleet = Fleet::new(40, 6);
@@ -365,4 +456,46 @@ fn backlog_after_a_gap_is_allowed_a_flood_is_not() {
     v[1].1 = (level * rhythm(ts) * 15.0).round();
     let r = det.judge_period(ts, &v);
     assert!(level_of(&r, &name).is_some(), "{:?}", r.devices[1]);
+}
+
+/// A metric rare for the fleet (steady authorization failures on 40
+/// devices) and three devices busy on it at one hour only (attacked
+/// devices whose days were learned): the hour shape must stay the fleet's,
+/// not the three outliers' median, which puts every other hour at the
+/// floor and makes a steady failure there look impossible.
+#[test]
+fn a_few_busy_devices_do_not_make_a_rare_metrics_shape() {
+    use super::history::SeriesHistory;
+    use super::model::Model;
+    let mut series: Vec<(Arc<str>, SeriesHistory)> = (0..43)
+        .map(|i| {
+            (
+                Arc::from(format!("dev-{i}").as_str()),
+                SeriesHistory::default(),
+            )
+        })
+        .collect();
+    let day0 = T0 / DAY_SECS;
+    for p in 0..14 * 288 {
+        let ts = T0 + p * 300;
+        let hour = (ts % DAY_SECS) / HOUR_SECS;
+        for (i, (_, h)) in series.iter_mut().enumerate() {
+            let v = if i < 40 {
+                // One failure every 20 datapoints, offset per device.
+                f64::from(u8::from((p + i64::try_from(i).unwrap_or(0)) % 20 == 0))
+            } else if hour == 3 {
+                100.0
+            } else {
+                0.0
+            };
+            h.record(ts, v);
+        }
+    }
+    let refs: Vec<(&Arc<str>, &SeriesHistory)> = series.iter().map(|(n, h)| (n, h)).collect();
+    let m = Model::train(MetricKind::Count, &refs, day0, day0 + 13, 288.0);
+    for dt in 0..2 {
+        for h in [0, 10, 20] {
+            assert!(m.shape[dt][h] > 0.1, "{:?}", m.shape);
+        }
+    }
 }
