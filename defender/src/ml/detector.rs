@@ -671,10 +671,18 @@ impl Detector {
             expected: need as f64,
             window: 1,
         };
+        // The event lasts while its devices do: once none has been
+        // anomalous for `hold_secs` it clears like a device alarm, though
+        // its spells stay in memory (a device joining later rejoins it).
+        let hold = self.periods(self.cfg.hold_secs);
+        let live = self
+            .recent
+            .values()
+            .any(|s| self.member(s, period) && s.last > period - hold);
         if members.len() >= need {
             members.sort_by(f64::total_cmp);
             fleet.score = members[members.len() / 2];
-            fleet.raw_level = Level::of_score(fleet.score, self.cfg.thresholds);
+            fleet.raw_level = Level::of_score(fleet.score, self.cfg.thresholds).filter(|_| live);
             fleet.level = fleet
                 .raw_level
                 .filter(|l| !self.high_only || *l == Level::High);
