@@ -331,7 +331,10 @@ pub fn prepare(target: Target, opts: &PeerOptions) -> Result<Option<PathBuf>> {
         Target::External(_) => Ok(None),
         Target::Wardmq | Target::WardmqNoDefender => {
             let bin = target_dir(&opts.root).join("release").join("wardmq");
-            if !bin.exists() {
+            // Built every time (cargo redoes only what changed): a binary
+            // left from older sources would measure old code. A root with
+            // no sources, only a built binary, measures that binary.
+            if opts.root.join("Cargo.toml").exists() {
                 eprintln!("building wardmq: cargo build --release -p wardmq");
                 let status = Command::new(cargo())
                     .args(["build", "--release", "-p", "wardmq"])
@@ -341,6 +344,12 @@ pub fn prepare(target: Target, opts: &PeerOptions) -> Result<Option<PathBuf>> {
                 if !status.success() {
                     bail!("cargo build --release -p wardmq failed");
                 }
+            } else if !bin.exists() {
+                bail!(
+                    "{} has neither sources nor a wardmq binary at {}",
+                    opts.root.display(),
+                    bin.display()
+                );
             }
             Ok(Some(bin))
         }

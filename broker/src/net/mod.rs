@@ -1,7 +1,7 @@
 //! Network listeners and the framed transport every connection uses.
 
 mod admission;
-mod handshake_gate;
+mod handshake_pool;
 pub mod identity;
 mod tcp;
 pub mod tls;

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::server::TlsStream;
 
 use crate::hub::Hub;
-use crate::net::handshake_gate::{default_slots, HandshakeGate};
+use crate::net::handshake_pool;
 use crate::net::tcp::accept_loop;
 use crate::net::tls::{DeviceAcceptor, TrustSnapshot, TrustStore};
 use crate::registry::Registry;
@@ -25,15 +25,10 @@ pub(crate) async fn listen_tls(
     hub: Arc<Hub>,
     permits: Arc<Semaphore>,
 ) {
-    let gate = HandshakeGate::new(default_slots());
     accept_loop(listener, hub, permits, move |hub, stream, peer| {
         let acceptor = acceptor.clone();
-        let gate = gate.clone();
         async move {
-            // The handshake's state is boxed (in the gate) and gone once it
-            // is over, so the connection's task does not keep room for it.
-            let Some((tls, principal)) = gate.gate(handshake(&acceptor, &hub, stream, peer)).await
-            else {
+            let Some((tls, principal)) = handshake(acceptor, &hub, stream, peer).await else {
                 return;
             };
             session::serve(hub, tls, peer, principal).await;
@@ -42,23 +37,31 @@ pub(crate) async fn listen_tls(
     .await;
 }
 
-/// The TLS handshake and the device's principal. The stream is boxed: the
-/// rustls connection is over 1 KiB, and a boxed one is not duplicated in the
-/// states of the futures it moves through.
+/// The TLS handshake, on the handshake threads, and the device's
+/// principal. The stream is boxed: the rustls connection is over 1 KiB,
+/// and a boxed one is not duplicated in the states of the futures it
+/// moves through.
 async fn handshake(
-    acceptor: &DeviceAcceptor,
+    acceptor: Arc<DeviceAcceptor>,
     hub: &Hub,
     stream: TcpStream,
     peer: SocketAddr,
 ) -> Option<(Box<TlsStream<TcpStream>>, Principal)> {
-    match acceptor.accept(stream).await {
+    let accepted = handshake_pool::run(async move {
+        acceptor
+            .accept(stream)
+            .await
+            .map(|(tls, id)| (Box::new(tls), id))
+    })
+    .await?;
+    match accepted {
         Ok((tls, identity)) => {
             let principal = Principal::Certificate {
                 id: identity.certificate_id,
                 common_name: identity.common_name,
                 issuing_ca: identity.issuing_ca_id.map(|ca| (ca, identity.serial)),
             };
-            Some((Box::new(tls), principal))
+            Some((tls, principal))
         }
         Err(failure) => {
             tracing::info!(%peer, reason = failure.as_str(), "TLS handshake refused");

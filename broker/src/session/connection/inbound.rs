@@ -86,35 +86,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
 
         // A retransmitted QoS 2 publish we already hold: acknowledge only.
         if p.qos == QoS::ExactlyOnce && self.session.state.lock().inbound.contains(&p.pkid) {
-            return match ack(reason::SUCCESS) {
-                Some(a) => self.ack_in_order(a, None).await,
-                None => None,
-            };
+            return self.answer(ack(reason::SUCCESS)).await;
         }
 
         if p.properties.payload_format_indicator == Some(1)
             && std::str::from_utf8(&p.payload).is_err()
         {
-            return match ack(reason::PAYLOAD_FORMAT_INVALID) {
-                Some(a) if self.v5() => self.ack_in_order(a, None).await,
-                _ => None,
-            };
+            return self
+                .answer(ack(self.refusal(reason::PAYLOAD_FORMAT_INVALID)))
+                .await;
         }
 
         let may_publish = self.allowed(Action::Publish, Resource::topic(topic.clone()))
             && (!p.retain || self.allowed(Action::RetainPublish, Resource::topic(topic.clone())));
         if !may_publish {
-            // 3.1.1 cannot say no: the publish is acknowledged and dropped,
-            // as Mosquitto does; v5 gets 0x87.
-            let code = if self.v5() {
-                reason::NOT_AUTHORIZED
-            } else {
-                reason::SUCCESS
-            };
-            return match ack(code) {
-                Some(a) => self.ack_in_order(a, None).await,
-                None => None,
-            };
+            return self.answer(ack(self.refusal(reason::NOT_AUTHORIZED))).await;
         }
 
         // Replacing or clearing a retained message is always allowed; a new
@@ -128,15 +114,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 && !retained.contains(&topic)
         } {
             tracing::warn!(client_id = %self.client_id, %topic, "retained message limit reached; publish refused");
-            let code = if self.v5() {
-                reason::QUOTA_EXCEEDED
-            } else {
-                reason::SUCCESS
-            };
-            return match ack(code) {
-                Some(a) => self.ack_in_order(a, None).await,
-                None => None,
-            };
+            return self.answer(ack(self.refusal(reason::QUOTA_EXCEEDED))).await;
         }
 
         // The only cost for topics outside the prefix: one `starts_with`.
@@ -202,6 +180,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                 self.hub.persist(ops).await;
                 None
             }
+        }
+    }
+
+    /// Sends `ack` (if the QoS has one) for a publish that changes nothing
+    /// in the store: a retransmission or a refusal.
+    async fn answer(&mut self, ack: Option<Packet>) -> Option<Exit> {
+        match ack {
+            Some(a) => self.ack_in_order(a, None).await,
+            None => None,
+        }
+    }
+
+    /// A publish refusal's reason code. 3.1.1 cannot say no: the publish
+    /// is acknowledged and dropped, as Mosquitto does.
+    fn refusal(&self, code: u8) -> u8 {
+        if self.v5() {
+            code
+        } else {
+            reason::SUCCESS
         }
     }
 
