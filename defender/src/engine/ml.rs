@@ -28,7 +28,9 @@ use crate::detect::evaluate::DatapointOutcome;
 use crate::detect::model::{Behavior, MetricValue, Timestamp, ViolationEvent};
 use crate::ml::clock;
 use crate::ml::detector::TrainingSummary;
-use crate::ml::{Detector, DetectorConfig, Judgement, Level, MetricKind, ModelStatus};
+use crate::ml::{
+    workload, Detector, DetectorConfig, Judgement, Level, MetricKind, ModelStatus, PeriodResult,
+};
 use crate::settings::DefenderSettings;
 
 /// The thing name of a profile-level (fleet-wide) ML alarm: it holds the
@@ -51,6 +53,15 @@ type ModelKey = (Arc<str>, Arc<str>);
 
 /// One period's datapoints of one behaviour, by thing.
 type Values = Vec<(Arc<str>, f64)>;
+
+/// One ML behaviour's judgement of a period, before it becomes outcomes.
+struct Judged {
+    profile: usize,
+    rule: usize,
+    confidence: Level,
+    result: PeriodResult,
+    values: Values,
+}
 
 /// One datapoint for the alarm state machine.
 pub(crate) struct MlOutcome {
@@ -329,7 +340,7 @@ impl Models {
                 .iter()
                 .any(|&(pi, ri)| Self::key(config, pi, ri) == *k)
         });
-        let mut out = Vec::new();
+        let mut judged: Vec<Judged> = Vec::new();
         for (pi, ri) in rules {
             let Some(confidence) = ml_confidence(config, pi, ri) else {
                 continue;
@@ -347,6 +358,28 @@ impl Models {
                 });
             let vals = values.remove(&(pi, ri)).unwrap_or_default();
             let result = det.judge_period(ts, &vals);
+            for (device, since) in det.take_shifts() {
+                tracing::info!(%device, profile = %rule.name, since, "ML baseline changed");
+            }
+            judged.push(Judged {
+                profile: pi,
+                rule: ri,
+                confidence,
+                result,
+                values: vals,
+            });
+        }
+        self.workload(config, ts, &mut judged);
+        let mut out = Vec::new();
+        for Judged {
+            profile: pi,
+            rule: ri,
+            confidence,
+            result,
+            values: vals,
+        } in judged
+        {
+            let rule = &config.profiles[pi].rules[ri];
             let number = matches!(rule.series.metric, MetricRef::Custom(_));
             let by_device: HashMap<&str, f64> = vals.iter().map(|(d, v)| (&**d, *v)).collect();
             for j in &result.devices {
@@ -368,11 +401,45 @@ impl Models {
                     judgement: f,
                 });
             }
-            for (device, since) in det.take_shifts() {
-                tracing::info!(%device, profile = %rule.name, since, "ML baseline changed");
-            }
         }
         out
+    }
+
+    /// The workload gate (`ml::workload`) on each profile's pairs of
+    /// messages-sent and messages-received behaviours with the same
+    /// dimension (or none).
+    fn workload(&mut self, config: &Compiled, ts: i64, judged: &mut [Judged]) {
+        let series = |j: &Judged| &config.profiles[j.profile].rules[j.rule].series;
+        for a in 0..judged.len() {
+            if series(&judged[a]).metric.name() != workload::SENT {
+                continue;
+            }
+            let Some(b) = (0..judged.len()).find(|&b| {
+                judged[b].profile == judged[a].profile
+                    && series(&judged[b]).metric.name() == workload::RECEIVED
+                    && series(&judged[b]).dimension == series(&judged[a]).dimension
+            }) else {
+                continue;
+            };
+            let ka = Self::key(config, judged[a].profile, judged[a].rule);
+            let kb = Self::key(config, judged[b].profile, judged[b].rule);
+            let Some(mut da) = self.detectors.remove(&ka) else {
+                continue;
+            };
+            let Some(mut db) = self.detectors.remove(&kb) else {
+                self.detectors.insert(ka, da);
+                continue;
+            };
+            let (lo, hi) = judged.split_at_mut(a.max(b));
+            let (ra, rb) = if a < b {
+                (&mut lo[a].result, &mut hi[0].result)
+            } else {
+                (&mut hi[0].result, &mut lo[b].result)
+            };
+            workload::workload_gate((&mut da, ra), (&mut db, rb), ts);
+            self.detectors.insert(ka, da);
+            self.detectors.insert(kb, db);
+        }
     }
 
     /// A BENIGN_POSITIVE on `thing`'s alarm of (`profile`, `behavior`)

@@ -630,3 +630,63 @@ mod live {
         );
     }
 }
+
+/// The live engine pairs a profile's messages-sent and messages-received
+/// ML behaviours: a device doing more of both by the same factor is not
+/// HIGH (a change of workload, `ml::workload`), one sending alone is.
+#[test]
+fn sent_and_received_rising_together_is_not_high() {
+    const RECEIVED: &str = "aws:num-messages-received";
+    let c = Compiled::new(&DetectConfig {
+        profiles: vec![ProfileConfig {
+            name: "ml".into(),
+            behaviors: vec![
+                ml_behavior(METRIC, Level::High, 1),
+                ml_behavior(RECEIVED, Level::High, 1),
+            ],
+            targets: vec![Target::AllThings],
+            alert_target_arn: None,
+            retain: Vec::new(),
+        }],
+        ..DetectConfig::default()
+    });
+    let gate = ModelGate {
+        min_days: 3,
+        min_datapoints: 2000,
+        ..ModelGate::default()
+    };
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut m = models(gate);
+    let period = |rng: &mut StdRng, sent: &[(usize, f64)], recv: &[(usize, f64)]| {
+        let mut v = Vec::new();
+        for rule in 0..2 {
+            for i in 0..8 {
+                let over = if rule == 0 { sent } else { recv };
+                let value = over
+                    .iter()
+                    .find(|(d, _)| *d == i)
+                    .map_or_else(|| poisson(rng, 5.0), |(_, x)| *x);
+                v.push(MlPoint {
+                    profile: 0,
+                    rule,
+                    thing: Arc::from(format!("dev-{i}").as_str()),
+                    value,
+                });
+            }
+        }
+        v
+    };
+    for n in 1..=4 * DAY {
+        let v = period(&mut rng, &[], &[]);
+        m.judge(&c, end(n), &v);
+    }
+    let v = period(&mut rng, &[(3, 60.0), (5, 60.0)], &[(3, 60.0)]);
+    let mut high: Vec<String> = m
+        .judge(&c, end(4 * DAY + 1), &v)
+        .into_iter()
+        .filter(|o| matches!(o.outcome, DatapointOutcome::Violating(_)))
+        .map(|o| format!("{} {}", o.key.thing_name, o.behavior.name))
+        .collect();
+    high.sort();
+    assert_eq!(high, [format!("dev-5 {METRIC}")]);
+}

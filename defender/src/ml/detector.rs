@@ -138,6 +138,15 @@ pub struct PeriodResult {
     pub fleet_suppressed: usize,
 }
 
+/// A device's last hour or day on a count metric (see
+/// [`Detector::recent_windows`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RecentWindow {
+    pub observed: f64,
+    pub expected: f64,
+    pub score: f64,
+}
+
 /// What GetBehaviorModelTrainingSummaries shows.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainingSummary {
@@ -277,6 +286,9 @@ struct Series {
     held: Option<Level>,
     /// Datapoints since the score last reached LOW (saturating).
     calm: u16,
+    /// A gate across metrics capped this anomaly ([`Detector::cap`]);
+    /// forgotten when the held level lapses.
+    capped: bool,
 }
 
 pub struct Detector {
@@ -394,6 +406,75 @@ impl Detector {
         ((online + model + fleet) / n, history / n)
     }
 
+    /// A count metric's datapoint, last hour and last 24 hours for
+    /// `device`, when it has a datapoint in the period starting at `ts` and
+    /// the model judges: observed and expected events and each window's
+    /// score (the windows of [`score_count`], Bonferroni-corrected the same
+    /// way).
+    pub fn recent_windows(&self, device: &str, ts: i64) -> Option<[RecentWindow; 3]> {
+        if self.kind != MetricKind::Count {
+            return None;
+        }
+        let model = self.model.as_ref()?;
+        let s = self.series.get(device)?;
+        let period = ts.div_euclid(self.cfg.period_secs.max(1));
+        if s.online.last_period != Some(period) {
+            return None;
+        }
+        let extra = model.device(device).extra;
+        let judge = |w: Window, inv_k: f64| RecentWindow {
+            observed: w.x,
+            expected: w.m,
+            score: if w.x - w.m >= self.cfg.min_excess {
+                (nb_upper_score(w.x, w.m, inv_k) - 3f64.log10()).max(0.0)
+            } else {
+                0.0
+            },
+        };
+        Some([
+            judge(s.online.at(period), model.dispersion[0] + extra),
+            judge(s.online.recent_sum(period), model.dispersion[1] + extra),
+            judge(
+                s.online.day_sum(clock::hour_no(ts)),
+                model.dispersion[2] + extra,
+            ),
+        ])
+    }
+
+    /// Lowers a judgement of this period to at most `level` after the fact
+    /// (a gate across metrics, see [`super::workload`]), with the level
+    /// the device holds, and remembers that this anomaly was capped (see
+    /// [`Detector::capped`]). A device that may alarm at HIGH only (new,
+    /// fast start) then has no alarm.
+    pub fn cap(&mut self, judgement: &mut Judgement, level: Level) {
+        let Some(s) = self.series.get_mut(&judgement.device) else {
+            return;
+        };
+        s.capped = true;
+        if s.held.is_some_and(|l| l > level) {
+            s.held = Some(level);
+        }
+        if judgement.level.is_some_and(|l| l > level) {
+            let high_only = self.high_only
+                || self.model.as_ref().is_some_and(|m| {
+                    m.device(&judgement.device).own_days < self.cfg.new_device_days
+                });
+            judgement.level = (!high_only).then_some(level);
+        }
+    }
+
+    /// Whether the device's current anomaly was capped by [`Detector::cap`]
+    /// (until its held level lapses, or [`Detector::uncap`]).
+    pub fn capped(&self, device: &str) -> bool {
+        self.series.get(device).is_some_and(|s| s.capped)
+    }
+
+    pub fn uncap(&mut self, device: &str) {
+        if let Some(s) = self.series.get_mut(device) {
+            s.capped = false;
+        }
+    }
+
     /// Whole datapoints in `secs` of the data clock, at least one.
     fn periods(&self, secs: i64) -> i64 {
         (secs / self.cfg.period_secs.max(1)).max(1)
@@ -430,6 +511,7 @@ impl Detector {
             if let Some(since) = since {
                 s.online = Online::new(per_hour);
                 s.held = None;
+                s.capped = false;
                 self.shifts.push((Arc::clone(name), since));
             }
         }
@@ -500,6 +582,7 @@ impl Detector {
         s.history.accept_from(start);
         s.online = Online::new(per_hour);
         s.held = None;
+        s.capped = false;
         if let Some(m) = &mut self.model {
             m.refit_device(name, &s.history, start.max(from_window), clock::day(now));
         }
@@ -530,6 +613,7 @@ impl Detector {
                     online: Online::new(per_hour),
                     held: None,
                     calm: u16::MAX,
+                    capped: false,
                 });
             let x = match self.kind {
                 MetricKind::Count => value.max(0.0),
@@ -568,6 +652,7 @@ impl Detector {
             };
             if s.calm >= hold {
                 s.held = None;
+                s.capped = false;
             }
             let level = raw_level
                 .max(s.held)

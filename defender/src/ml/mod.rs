@@ -13,6 +13,7 @@
 //! | `model.rs` | training: profile shape, dispersion, profile prior, per-device levels |
 //! | `status.rs` | the model lifecycle PENDING_BUILD → ACTIVE → EXPIRED |
 //! | `detector.rs` | one (profile, behaviour): judging a period, fleet gate, daily retrain, accepted shifts |
+//! | `workload.rs` | messages sent and received rising together: a workload change, not HIGH |
 //! | `replay.rs` | the offline replay of a metrics CSV through detector and alarm state machine |
 //!
 //! The method is section 3 of `ml-detect.md`: an expected count
@@ -29,6 +30,7 @@ pub mod model;
 pub mod replay;
 pub mod status;
 pub mod tail;
+pub mod workload;
 
 pub use detector::{Detector, DetectorConfig, Judgement, MetricKind, PeriodResult};
 pub use level::Level;

@@ -23,8 +23,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::detector::{Detector, DetectorConfig, Judgement, MetricKind};
+use super::detector::{Detector, DetectorConfig, Judgement, MetricKind, PeriodResult};
 use super::level::Level;
+use super::workload::{workload_gate, RECEIVED, SENT};
 use crate::alarms::{AlarmBook, AlarmConfig, AlarmKey, ViolationIdGen};
 use crate::detect::model::{
     Behavior, BehaviorCriteria, ConfidenceLevel, MachineLearningDetectionConfig, Timestamp,
@@ -43,6 +44,33 @@ pub const METRICS: [(usize, &str); 6] = [
     (7, "aws:num-messages-received"),
     (9, "aws:message-byte-size"),
 ];
+
+/// A detector and what it just judged.
+type Judging<'a> = Option<(&'a mut Detector, &'a mut PeriodResult)>;
+
+/// The `i`-th and `j`-th (distinct) detectors and their results, mutably.
+fn pair_mut<'a>(
+    dets: &'a mut [Detector],
+    results: &'a mut [PeriodResult],
+    i: usize,
+    j: usize,
+) -> (Judging<'a>, Judging<'a>) {
+    let mut it = dets.iter_mut().zip(results.iter_mut()).enumerate();
+    let (mut a, mut b) = (None, None);
+    for (k, pair) in &mut it {
+        if k == i {
+            a = Some(pair);
+        } else if k == j {
+            b = Some(pair);
+        }
+    }
+    (a, b)
+}
+
+/// The index in [`METRICS`] of `metric`.
+fn metric_index(metric: &str) -> Option<usize> {
+    METRICS.iter().position(|(_, m)| *m == metric)
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReplayOptions {
@@ -242,9 +270,22 @@ impl<W: Write> Replay<W> {
         }
         let mut judged: Vec<Judged> = Vec::new();
         for p in self.profiles.values_mut() {
-            for (i, det) in p.detectors.iter_mut().enumerate() {
-                let values = std::mem::take(&mut p.pending[i]);
-                let r = det.judge_period(ts, &values);
+            let pending = std::mem::take(&mut p.pending);
+            let mut results: Vec<PeriodResult> = p
+                .detectors
+                .iter_mut()
+                .zip(&pending)
+                .map(|(det, values)| det.judge_period(ts, values))
+                .collect();
+            if let (Some(si), Some(ri)) = (metric_index(SENT), metric_index(RECEIVED)) {
+                if let (Some((sd, s_res)), Some((rd, r_res))) =
+                    pair_mut(&mut p.detectors, &mut results, si, ri)
+                {
+                    workload_gate((sd, s_res), (rd, r_res), ts);
+                }
+            }
+            p.pending = vec![Vec::new(); METRICS.len()];
+            for (i, (r, values)) in results.into_iter().zip(pending).enumerate() {
                 let by_device: HashMap<&str, f64> =
                     values.iter().map(|(d, v)| (&**d, *v)).collect();
                 let mut js: Vec<(Judgement, f64)> = r

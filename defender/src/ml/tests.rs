@@ -499,3 +499,57 @@ fn a_few_busy_devices_do_not_make_a_rare_metrics_shape() {
         }
     }
 }
+
+/// Messages sent and received of one fleet, judged together with the
+/// workload gate; `change(p)` gives the factors applied to device 7's sent
+/// and received at the p-th datapoint of the day after the warm-up. The
+/// highest level reached by device 7 on each, before and after the gate.
+fn workload_day(change: impl Fn(i64) -> (f64, f64)) -> [[Option<Level>; 2]; 2] {
+    use super::workload::workload_gate;
+    let mut sent = Fleet::new(40, 9);
+    let mut recv = Fleet::new(40, 10);
+    for (r, s) in recv.devices.iter_mut().zip(&sent.devices) {
+        r.1 = s.1 * 0.3;
+    }
+    sent.devices[7].1 = sent.devices[7].1.max(20.0);
+    recv.devices[7].1 = sent.devices[7].1 * 0.3;
+    let mut ds = Detector::new(MetricKind::Count, fast_cfg());
+    let mut dr = Detector::new(MetricKind::Count, fast_cfg());
+    for p in 0..8 * 288 {
+        let ts = T0 + p * 300;
+        let (a, b) = (sent.values(ts), recv.values(ts));
+        ds.judge_period(ts, &a);
+        dr.judge_period(ts, &b);
+    }
+    let name = sent.devices[7].0.clone();
+    let mut worst = [[None; 2]; 2];
+    for p in 0..288 {
+        let ts = T0 + 8 * DAY_SECS + p * 300;
+        let (mut a, mut b) = (sent.values(ts), recv.values(ts));
+        let (fs, fr) = change(p);
+        a[7].1 = (a[7].1 * fs).round();
+        b[7].1 = (b[7].1 * fr).round();
+        let mut rs = ds.judge_period(ts, &a);
+        let mut rr = dr.judge_period(ts, &b);
+        for (i, r) in [&rs, &rr].into_iter().enumerate() {
+            worst[0][i] = worst[0][i].max(level_of(r, &name));
+        }
+        workload_gate((&mut ds, &mut rs), (&mut dr, &mut rr), ts);
+        for (i, r) in [&rs, &rr].into_iter().enumerate() {
+            worst[1][i] = worst[1][i].max(level_of(r, &name));
+        }
+    }
+    worst
+}
+
+/// A device doing three times as much both ways from midday on (a new
+/// reporting interval, a feature going live) alarms, but not at HIGH; the
+/// same rise of messages sent alone (a flood, a drift) stays HIGH.
+#[test]
+fn workload_change_both_ways_is_not_high() {
+    let both = workload_day(|p| if p >= 144 { (3.0, 3.0) } else { (1.0, 1.0) });
+    assert_eq!(both[0][0], Some(Level::High), "without the gate: {both:?}");
+    assert_eq!(both[1], [Some(Level::Medium); 2], "{both:?}");
+    let sent_only = workload_day(|p| if p >= 144 { (3.0, 1.0) } else { (1.0, 1.0) });
+    assert_eq!(sent_only[1][0], Some(Level::High), "{sent_only:?}");
+}

@@ -1,0 +1,107 @@
+//! Messages sent and received rising together: a change of workload.
+//!
+//! A device whose messages sent and messages received both rose over the
+//! last day, by about the same factor, is doing more of what it always did
+//! (its backend polls it more often, a feature went live, its reporting
+//! interval changed). The attacks a volume alarm is for move one direction:
+//! a publish flood, a slow drift or night-time traffic are messages sent,
+//! harvesting a broker's topics is messages received. Such a change still
+//! alarms at LOW and MEDIUM; HIGH, the level an operator may let act on its
+//! own (automatic quarantine), needs the one-sided change.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::detector::{Detector, PeriodResult, RecentWindow};
+use super::level::Level;
+
+/// The two metrics of a workload.
+pub const SENT: &str = "aws:num-messages-sent";
+pub const RECEIVED: &str = "aws:num-messages-received";
+
+/// "About the same factor": the two windows' observed/expected ratios
+/// within this factor of each other.
+pub const SAME_FACTOR: f64 = 2.0;
+
+/// A window "rose" when its score (the windows' Bonferroni-corrected
+/// `−log10 p`) is at least this: p below 1 % after the correction. The
+/// metric that alarmed passes by far; this asks whether the other metric
+/// shows the same change rather than whether it alarms on its own, which a
+/// quiet direction (a meter receives a tenth of what it sends) would not
+/// for hours.
+pub const CORROBORATE: f64 = 2.0;
+
+/// Whether two windows' observed/expected ratios are within
+/// [`SAME_FACTOR`] of each other.
+pub fn same_factor(a: &RecentWindow, b: &RecentWindow) -> bool {
+    a.expected > 0.0
+        && b.expected > 0.0
+        && a.observed > 0.0
+        && b.observed > 0.0
+        && ((a.observed / a.expected).ln() - (b.observed / b.expected).ln()).abs()
+            <= SAME_FACTOR.ln()
+}
+
+/// Whether two windows of the same span (the datapoint, the last hour, or
+/// the last day) show one change of workload: both rose and by about the
+/// same factor.
+pub fn same_rise(a: &RecentWindow, b: &RecentWindow) -> bool {
+    let rose = |w: &RecentWindow| w.score >= CORROBORATE && w.observed > w.expected;
+    rose(a) && rose(b) && same_factor(a, b)
+}
+
+/// Caps at MEDIUM the HIGH judgements (of the period starting at `ts`) of
+/// devices whose messages sent and received rose together over the same
+/// window (the datapoint, the last hour or the last day), and of devices
+/// capped earlier in the same anomaly whose two day windows still rose by
+/// about the same factor. `sent` and
+/// `received` are one profile's detectors of the two metrics (the same
+/// topic-filter dimension, if any) and what they just judged.
+pub fn workload_gate(
+    sent: (&mut Detector, &mut PeriodResult),
+    received: (&mut Detector, &mut PeriodResult),
+    ts: i64,
+) {
+    let (sd, sr) = sent;
+    let (rd, rr) = received;
+    let high: HashSet<Arc<str>> = sr
+        .devices
+        .iter()
+        .chain(rr.devices.iter())
+        .filter(|j| j.level == Some(Level::High) && !j.device.is_empty())
+        .map(|j| Arc::clone(&j.device))
+        .collect();
+    if high.is_empty() {
+        return;
+    }
+    let workload: HashSet<Arc<str>> = high
+        .into_iter()
+        .filter(|d| {
+            let (Some(a), Some(b)) = (sd.recent_windows(d, ts), rd.recent_windows(d, ts)) else {
+                return false;
+            };
+            if a.iter().zip(&b).any(|(a, b)| same_rise(a, b)) {
+                return true;
+            }
+            // A capped anomaly stays capped while the two still move
+            // together over the day (the quiet direction lags a datapoint
+            // or an hour); when they part, the cap goes.
+            let capped = sd.capped(d) || rd.capped(d);
+            if capped && same_factor(&a[2], &b[2]) {
+                return true;
+            }
+            if capped {
+                sd.uncap(d);
+                rd.uncap(d);
+            }
+            false
+        })
+        .collect();
+    for (det, r) in [(sd, sr), (rd, rr)] {
+        for j in r.devices.iter_mut() {
+            if workload.contains(&j.device) {
+                det.cap(j, Level::Medium);
+            }
+        }
+    }
+}
