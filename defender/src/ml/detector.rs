@@ -162,6 +162,10 @@ pub struct TrainingSummary {
 /// gap may carry (two hours at five-minute periods).
 const CATCH_UP: i64 = 24;
 
+/// A device keeps its own alarm in a fleet event only with a score above
+/// the fleet's typical one by the HIGH threshold and by this fraction of it.
+const OWN_FACTOR: f64 = 0.5;
+
 /// One datapoint or one hour, observed and expected, kept in single
 /// precision: a device holds 36 of them per metric, and a window's sum is
 /// taken in double precision (see [`Window`]).
@@ -772,8 +776,11 @@ impl Detector {
                 .raw_level
                 .filter(|l| !self.high_only || *l == Level::High);
             // A device far more anomalous than the fleet's typical one
-            // (a flood during a firmware wave) keeps its own alarm.
-            let own = fleet.score + self.cfg.thresholds[2];
+            // (a flood during a firmware wave) keeps its own alarm. "Far"
+            // grows with the event: in a large fleet-wide burst, devices'
+            // scores (−log10 p, often 50 or more) differ by more than a
+            // HIGH threshold through their own dispersion alone.
+            let own = fleet.score + self.cfg.thresholds[2].max(fleet.score * OWN_FACTOR);
             let memory = self.periods(self.cfg.fleet_memory_secs);
             for s in self.recent.values_mut() {
                 s.folded = s.peak < own && (s.folded || s.onset > period - memory);
