@@ -130,15 +130,13 @@ fn outcome(j: &Judgement, confidence: Level, value: f64, number: bool) -> Datapo
     if !number {
         return j.outcome(confidence, value);
     }
-    let v = MetricValue {
-        number: Some(value),
-        ..MetricValue::default()
-    };
-    if j.violates(confidence) {
-        DatapointOutcome::Violating(v)
-    } else {
-        DatapointOutcome::NotViolating(v)
-    }
+    j.outcome_of(
+        confidence,
+        MetricValue {
+            number: Some(value),
+            ..MetricValue::default()
+        },
+    )
 }
 
 /// The period (n, ending at n × `period_ms`) a stored datapoint belongs
@@ -430,13 +428,9 @@ impl Models {
                 self.detectors.insert(ka, da);
                 continue;
             };
-            let (lo, hi) = judged.split_at_mut(a.max(b));
-            let (ra, rb) = if a < b {
-                (&mut lo[a].result, &mut hi[0].result)
-            } else {
-                (&mut hi[0].result, &mut lo[b].result)
-            };
-            workload::workload_gate((&mut da, ra), (&mut db, rb), ts);
+            if let Some((ja, jb)) = workload::two_mut(judged, a, b) {
+                workload::workload_gate((&mut da, &mut ja.result), (&mut db, &mut jb.result), ts);
+            }
             self.detectors.insert(ka, da);
             self.detectors.insert(kb, db);
         }

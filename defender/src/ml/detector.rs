@@ -111,14 +111,21 @@ impl Judgement {
     pub fn outcome(&self, confidence: Level, value: f64) -> DatapointOutcome {
         // Counts and byte sizes are whole and non-negative.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let v = MetricValue {
-            count: Some(value.max(0.0).round() as u64),
-            ..MetricValue::default()
-        };
+        self.outcome_of(
+            confidence,
+            MetricValue {
+                count: Some(value.max(0.0).round() as u64),
+                ..MetricValue::default()
+            },
+        )
+    }
+
+    /// The same, carrying `value` as it is (a custom metric's `number`).
+    pub fn outcome_of(&self, confidence: Level, value: MetricValue) -> DatapointOutcome {
         if self.violates(confidence) {
-            DatapointOutcome::Violating(v)
+            DatapointOutcome::Violating(value)
         } else {
-            DatapointOutcome::NotViolating(v)
+            DatapointOutcome::NotViolating(value)
         }
     }
 

@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use super::detector::{Detector, DetectorConfig, Judgement, MetricKind, PeriodResult};
 use super::level::Level;
-use super::workload::{workload_gate, RECEIVED, SENT};
+use super::workload::{two_mut, workload_gate, RECEIVED, SENT};
 use crate::alarms::{AlarmBook, AlarmConfig, AlarmKey, ViolationIdGen};
 use crate::detect::model::{
     Behavior, BehaviorCriteria, ConfidenceLevel, MachineLearningDetectionConfig, Timestamp,
@@ -44,28 +44,6 @@ pub const METRICS: [(usize, &str); 6] = [
     (7, "aws:num-messages-received"),
     (9, "aws:message-byte-size"),
 ];
-
-/// A detector and what it just judged.
-type Judging<'a> = Option<(&'a mut Detector, &'a mut PeriodResult)>;
-
-/// The `i`-th and `j`-th (distinct) detectors and their results, mutably.
-fn pair_mut<'a>(
-    dets: &'a mut [Detector],
-    results: &'a mut [PeriodResult],
-    i: usize,
-    j: usize,
-) -> (Judging<'a>, Judging<'a>) {
-    let mut it = dets.iter_mut().zip(results.iter_mut()).enumerate();
-    let (mut a, mut b) = (None, None);
-    for (k, pair) in &mut it {
-        if k == i {
-            a = Some(pair);
-        } else if k == j {
-            b = Some(pair);
-        }
-    }
-    (a, b)
-}
 
 /// The index in [`METRICS`] of `metric`.
 fn metric_index(metric: &str) -> Option<usize> {
@@ -278,9 +256,10 @@ impl<W: Write> Replay<W> {
                 .map(|(det, values)| det.judge_period(ts, values))
                 .collect();
             if let (Some(si), Some(ri)) = (metric_index(SENT), metric_index(RECEIVED)) {
-                if let (Some((sd, s_res)), Some((rd, r_res))) =
-                    pair_mut(&mut p.detectors, &mut results, si, ri)
-                {
+                if let (Some((sd, rd)), Some((s_res, r_res))) = (
+                    two_mut(&mut p.detectors, si, ri),
+                    two_mut(&mut results, si, ri),
+                ) {
                     workload_gate((sd, s_res), (rd, r_res), ts);
                 }
             }

@@ -31,6 +31,21 @@ pub const SAME_FACTOR: f64 = 2.0;
 /// for hours.
 pub const CORROBORATE: f64 = 2.0;
 
+/// The `i`-th and `j`-th elements of `s`, both mutably; `None` if they
+/// are the same or out of range. (`get_disjoint_mut` needs Rust 1.86.)
+pub fn two_mut<T>(s: &mut [T], i: usize, j: usize) -> Option<(&mut T, &mut T)> {
+    if i == j || i.max(j) >= s.len() {
+        return None;
+    }
+    let (lo, hi) = s.split_at_mut(i.max(j));
+    let (first, second) = (&mut lo[i.min(j)], &mut hi[0]);
+    Some(if i < j {
+        (first, second)
+    } else {
+        (second, first)
+    })
+}
+
 /// Whether two windows' observed/expected ratios are within
 /// [`SAME_FACTOR`] of each other.
 pub fn same_factor(a: &RecentWindow, b: &RecentWindow) -> bool {
@@ -103,5 +118,20 @@ pub fn workload_gate(
                 det.cap(j, Level::Medium);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::two_mut;
+
+    #[test]
+    fn two_mut_gives_both_in_the_order_asked() {
+        let mut v = [1, 2, 3];
+        let (a, b) = two_mut(&mut v, 2, 0).expect("distinct");
+        (*a, *b) = (*b, *a);
+        assert_eq!(v, [3, 2, 1]);
+        assert!(two_mut(&mut v, 1, 1).is_none());
+        assert!(two_mut(&mut v, 0, 3).is_none());
     }
 }
