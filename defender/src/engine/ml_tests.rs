@@ -77,6 +77,26 @@ fn feed(m: &mut Models, c: &Compiled, rng: &mut StdRng, devices: usize, from: u6
     }
 }
 
+/// A model gate that builds from four days of a few devices.
+fn quick_gate() -> ModelGate {
+    ModelGate {
+        min_days: 3,
+        min_datapoints: 2000,
+        ..ModelGate::default()
+    }
+}
+
+/// `devices` devices of Poisson(5) for four days (seeded with `seed`):
+/// an ACTIVE model, its configuration and the generator to go on with.
+fn active(devices: usize, seed: u64) -> (Compiled, StdRng, Models) {
+    let c = config();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut m = models(quick_gate());
+    feed(&mut m, &c, &mut rng, devices, 1, 4);
+    assert_eq!(summary(&m, &c).status, ModelStatus::Active);
+    (c, rng, m)
+}
+
 fn summary(m: &Models, c: &Compiled) -> ModelSummary {
     let s = m.summaries(c, Some("ml"));
     assert_eq!(s.len(), 1, "{s:?}");
@@ -162,16 +182,7 @@ fn failing_builds_expire() {
 
 #[test]
 fn an_active_model_alarms_high_on_a_burst() {
-    let gate = ModelGate {
-        min_days: 3,
-        min_datapoints: 2000,
-        ..ModelGate::default()
-    };
-    let c = config();
-    let mut rng = StdRng::seed_from_u64(7);
-    let mut m = models(gate);
-    feed(&mut m, &c, &mut rng, 8, 1, 4);
-    assert_eq!(summary(&m, &c).status, ModelStatus::Active);
+    let (c, mut rng, mut m) = active(8, 7);
 
     let mut book = AlarmBook::new(AlarmConfig::default(), ViolationIdGen::new(0));
     let at = 4 * DAY + 1;
@@ -370,16 +381,7 @@ fn a_dimensioned_model_is_rebuilt_from_its_own_series() {
 /// left the model's windows, with no device alarm at any point.
 #[test]
 fn a_fleet_wide_jump_is_one_profile_level_alarm() {
-    let gate = ModelGate {
-        min_days: 3,
-        min_datapoints: 2000,
-        ..ModelGate::default()
-    };
-    let c = config();
-    let mut rng = StdRng::seed_from_u64(11);
-    let mut m = models(gate);
-    feed(&mut m, &c, &mut rng, 30, 1, 4);
-    assert_eq!(summary(&m, &c).status, ModelStatus::Active);
+    let (c, mut rng, mut m) = active(30, 11);
 
     let mut book = AlarmBook::new(AlarmConfig::default(), ViolationIdGen::new(0));
     let mut events = Vec::new();
@@ -650,13 +652,8 @@ fn sent_and_received_rising_together_is_not_high() {
         }],
         ..DetectConfig::default()
     });
-    let gate = ModelGate {
-        min_days: 3,
-        min_datapoints: 2000,
-        ..ModelGate::default()
-    };
     let mut rng = StdRng::seed_from_u64(7);
-    let mut m = models(gate);
+    let mut m = models(quick_gate());
     let period = |rng: &mut StdRng, sent: &[(usize, f64)], recv: &[(usize, f64)]| {
         let mut v = Vec::new();
         for rule in 0..2 {

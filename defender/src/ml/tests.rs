@@ -250,12 +250,11 @@ fn fleet_wide_event_is_one_profile_alarm() {
         .all(|j| j.score >= fleet.score + 8.0));
 }
 
-/// Busy devices each sending one datapoint's worth of extra traffic, a
-/// new one every 15 minutes (a campaign, or a rollout whose devices cross
-/// at different times): how many of them alarmed on their own, given the
-/// fleet memory in datapoints, and whether the fleet judgement alarmed.
-fn staggered_spikes(memory: u32) -> (usize, bool) {
-    let mut fleet = Fleet::new(100, 8);
+/// A 100-device fleet (seeded with `seed`) and a detector remembering
+/// `memory` datapoints for the fleet gate, trained for eight days and run
+/// up to `hour` o'clock of the ninth, which is returned.
+fn warmed_with_memory(memory: u32, seed: u64, hour: i64) -> (Fleet, Detector, i64) {
+    let mut fleet = Fleet::new(100, seed);
     let mut det = Detector::new(
         MetricKind::Count,
         DetectorConfig {
@@ -264,8 +263,17 @@ fn staggered_spikes(memory: u32) -> (usize, bool) {
         },
     );
     warm(&mut det, &mut fleet, 8);
-    let start = T0 + 8 * DAY_SECS + 9 * HOUR_SECS;
+    let start = T0 + 8 * DAY_SECS + hour * HOUR_SECS;
     run_between(&mut det, &mut fleet, T0 + 8 * DAY_SECS, start);
+    (fleet, det, start)
+}
+
+/// Busy devices each sending one datapoint's worth of extra traffic, a
+/// new one every 15 minutes (a campaign, or a rollout whose devices cross
+/// at different times): how many of them alarmed on their own, given the
+/// fleet memory in datapoints, and whether the fleet judgement alarmed.
+fn staggered_spikes(memory: u32) -> (usize, bool) {
+    let (mut fleet, mut det, start) = warmed_with_memory(memory, 8, 9);
     let busy: Vec<usize> = (0..fleet.devices.len())
         .filter(|&i| fleet.devices[i].1 >= 20.0)
         .take(20)
@@ -307,17 +315,7 @@ fn fleet_gate_remembers_anomalies_spread_over_hours() {
 /// then a burst on a fifth: the level the burst's device reaches, given
 /// the fleet memory in datapoints.
 fn burst_after_long_anomalies(memory: u32) -> Option<Level> {
-    let mut fleet = Fleet::new(100, 9);
-    let mut det = Detector::new(
-        MetricKind::Count,
-        DetectorConfig {
-            fleet_memory_secs: i64::from(memory) * 300,
-            ..fast_cfg()
-        },
-    );
-    warm(&mut det, &mut fleet, 8);
-    let start = T0 + 8 * DAY_SECS + 6 * HOUR_SECS;
-    run_between(&mut det, &mut fleet, T0 + 8 * DAY_SECS, start);
+    let (mut fleet, mut det, start) = warmed_with_memory(memory, 9, 6);
     for d in fleet.devices.iter_mut().take(4) {
         d.1 = d.1.max(5.0) * 10.0;
     }
