@@ -127,6 +127,8 @@ impl Baselines {
                             ts: r.ts,
                             device: Some(r.device),
                             metric: m,
+                            // A static rule has no score; the value it saw.
+                            score: v,
                         });
                     }
                     (Some(_), true) => *st = Some(0),

@@ -160,6 +160,10 @@ pub struct Attack {
     pub start: i64,
     pub end: i64,
     pub intensity: f64,
+    /// The first datapoint the attack changed: its start, unless the
+    /// device was offline then, or (exfiltration) sent no message to
+    /// carry the larger size.
+    pub first_seen: Option<i64>,
 }
 
 impl Attack {
@@ -400,6 +404,7 @@ impl Fleet {
                 start: T0 + start * PERIOD,
                 end: T0 + (start + len) * PERIOD,
                 intensity,
+                first_seen: None,
             });
         }
         Self {
@@ -514,6 +519,15 @@ impl Fleet {
             } else {
                 (0.0, 0.0)
             };
+            for a in self
+                .attacks
+                .iter_mut()
+                .filter(|a| a.device == i && a.first_seen.is_none() && a.active(ts))
+            {
+                if a.kind != AttackKind::Exfiltration || sent > 0.0 {
+                    a.first_seen = Some(ts);
+                }
+            }
             out.push(Row {
                 ts,
                 device: i,

@@ -113,16 +113,17 @@ pub fn run(a: &MlsimArgs) -> Result<()> {
         w.flush()?;
     }
     let mut labels = BufWriter::new(File::create(a.out.join("attacks.csv"))?);
-    writeln!(labels, "device_id,kind,start,end,intensity")?;
+    writeln!(labels, "device_id,kind,start,end,intensity,first_seen")?;
     for at in &fleet.attacks {
         writeln!(
             labels,
-            "{},{},{},{},{:.2}",
+            "{},{},{},{},{:.2},{}",
             fleet.devices[at.device].name,
             at.kind.name(),
             at.start,
             at.end,
-            at.intensity
+            at.intensity,
+            at.first_seen.map_or(String::new(), |t| t.to_string())
         )?;
     }
     labels.flush()?;
@@ -182,6 +183,7 @@ pub fn run(a: &MlsimArgs) -> Result<()> {
                                 .iter()
                                 .position(|(_, m)| *m == metric)
                                 .unwrap_or(METRICS.len()),
+                            score: v["score"].as_f64().unwrap_or(f64::NAN),
                         });
                     }
                     Ok((level, raised, secs))
@@ -198,7 +200,9 @@ pub fn run(a: &MlsimArgs) -> Result<()> {
     });
     for o in outcome {
         let (level, raised, secs) = o?;
-        results.push((level, score(&raised, &fleet, device_days, from), secs));
+        let s = score(&raised, &fleet, device_days, from);
+        write_false_alarms(&a.out, level, &s, &fleet)?;
+        results.push((level, s, secs));
     }
 
     let mut md = String::new();
@@ -221,12 +225,12 @@ pub fn run(a: &MlsimArgs) -> Result<()> {
         a.clear_after,
         fleet.benign_shifts
     )?;
-    writeln!(md, "| level | alarms | false | of which fleet | FA/1000 dd | precision % | recall % | burst ≤1 dp % | median TTD (dp) | replay s |")?;
-    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|")?;
+    writeln!(md, "| level | alarms | false | of which fleet | FA/1000 dd | precision % | recall % | burst ≤1 dp % | burst ≤1 dp from first observable % | median TTD (dp) | replay s |")?;
+    writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|")?;
     for (level, s, secs) in &results {
         writeln!(
             md,
-            "| {} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {} | {:.0} |",
+            "| {} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.0} |",
             level.as_str(),
             s.alarms,
             s.false_alarms,
@@ -235,6 +239,7 @@ pub fn run(a: &MlsimArgs) -> Result<()> {
             s.precision,
             s.recall,
             s.burst_recall_1dp,
+            s.burst_recall_1dp_seen,
             s.median_ttd,
             secs
         )?;
@@ -335,6 +340,23 @@ pub fn run(a: &MlsimArgs) -> Result<()> {
     }
     std::fs::write(a.out.join("report.md"), &md)?;
     println!("{md}");
+    Ok(())
+}
+
+/// `false-LEVEL.csv`: every false alarm with its cause, to see what a
+/// detector change removes or adds.
+fn write_false_alarms(dir: &std::path::Path, level: Level, s: &Score, fleet: &Fleet) -> Result<()> {
+    let mut w = BufWriter::new(File::create(
+        dir.join(format!("false-{}.csv", level.as_str())),
+    )?);
+    writeln!(w, "ts,device_id,metric,score,cause")?;
+    for f in &s.false_list {
+        let r = &f.raised;
+        let device = r.device.map_or("", |d| fleet.devices[d].name.as_str());
+        let metric = METRICS.get(r.metric).map_or("?", |(_, m)| m);
+        writeln!(w, "{},{device},{metric},{:.2},{}", r.ts, r.score, f.cause)?;
+    }
+    w.flush()?;
     Ok(())
 }
 
