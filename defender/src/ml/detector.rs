@@ -316,6 +316,8 @@ pub struct Detector {
     last_refresh: Option<i64>,
     window_datapoints: u64,
     shifts: Vec<(Arc<str>, i64)>,
+    /// The shifts the last retrain accepted, and the period it ran at.
+    fresh_shifts: (i64, Vec<(Arc<str>, i64)>),
     /// Devices anomalous (LOW or more) within the fleet memory: when the
     /// anomaly began, when last seen, and the highest score meanwhile.
     recent: HashMap<Arc<str>, Spell>,
@@ -353,6 +355,7 @@ impl Detector {
             last_refresh: None,
             window_datapoints: 0,
             shifts: Vec::new(),
+            fresh_shifts: (i64::MIN, Vec::new()),
             recent: HashMap::new(),
         }
     }
@@ -385,6 +388,42 @@ impl Detector {
     /// the new normal). The caller logs them as "baseline changed".
     pub fn take_shifts(&mut self) -> Vec<(Arc<str>, i64)> {
         std::mem::take(&mut self.shifts)
+    }
+
+    /// The level shifts accepted by the retrain at the period starting at
+    /// `ts` (none if the model did not retrain then).
+    pub fn shifts_accepted_at(&self, ts: i64) -> &[(Arc<str>, i64)] {
+        if self.fresh_shifts.0 == ts {
+            &self.fresh_shifts.1
+        } else {
+            &[]
+        }
+    }
+
+    /// How much `device`'s mean datapoint changed from before day `since`
+    /// (days kept for training) to since (all days): `None` without data
+    /// on both sides.
+    pub fn change_since(&self, device: &str, since: i64) -> Option<f64> {
+        self.series.get(device)?.history.change_since(since)
+    }
+
+    /// Another metric accepted a level shift of `device` from day `since`
+    /// that this one went through too (flagged since then): it becomes
+    /// this metric's new normal as well, as at a retrain.
+    pub fn accept_with(&mut self, device: &str, since: i64, now: i64) -> bool {
+        let flagged = self.series.get(device).is_some_and(|s| {
+            s.history
+                .days
+                .iter()
+                .any(|d| d.day >= since && d.excluded())
+        });
+        if flagged {
+            self.accept_now(device, since * clock::DAY_SECS, now);
+            if let Some((name, _)) = self.series.get_key_value(device) {
+                self.shifts.push((Arc::clone(name), since));
+            }
+        }
+        flagged
     }
 
     /// Approximate bytes held per device: (the trained model and the
@@ -604,7 +643,9 @@ impl Detector {
     pub fn judge_period(&mut self, ts: i64, values: &[(Arc<str>, f64)]) -> PeriodResult {
         let day = clock::day(ts);
         if self.trained_day != Some(day) {
+            let before = self.shifts.len();
             self.retrain(day);
+            self.fresh_shifts = (ts, self.shifts[before..].to_vec());
         }
         if self.first_ts.is_none() && !values.is_empty() {
             self.first_ts = Some(ts);
@@ -758,6 +799,7 @@ impl Detector {
             .fleet_min_devices
             .max((self.cfg.fleet_fraction * judged as f64).ceil() as usize)
             .max(1);
+        let own = event_members(&mut members, self.cfg.thresholds[2]);
         let mut fleet = Judgement {
             device: Arc::from(""),
             score: 0.0,
@@ -776,18 +818,11 @@ impl Detector {
             .values()
             .any(|s| self.member(s, period) && s.last > period - hold);
         if members.len() >= need {
-            members.sort_by(f64::total_cmp);
-            fleet.score = members[members.len() / 2];
+            fleet.score = event_score(&members, need);
             fleet.raw_level = Level::of_score(fleet.score, self.cfg.thresholds).filter(|_| live);
             fleet.level = fleet
                 .raw_level
                 .filter(|l| !self.high_only || *l == Level::High);
-            // A device far more anomalous than the fleet's typical one
-            // (a flood during a firmware wave) keeps its own alarm. "Far"
-            // grows with the event: in a large fleet-wide burst, devices'
-            // scores (−log10 p, often 50 or more) differ by more than a
-            // HIGH threshold through their own dispersion alone.
-            let own = fleet.score + self.cfg.thresholds[2].max(fleet.score * OWN_FACTOR);
             let memory = self.periods(self.cfg.fleet_memory_secs);
             for s in self.recent.values_mut() {
                 s.folded = s.peak < own && (s.folded || s.onset > period - memory);
@@ -805,6 +840,31 @@ impl Detector {
         }
         result.fleet = Some(fleet);
     }
+}
+
+/// Sorts the peak scores of a possible fleet event's devices and leaves
+/// those below the returned score: a device far more anomalous than the
+/// fleet's typical one (a flood during a firmware wave) keeps its own alarm
+/// and is not part of the event. "Far" grows with the event: in a large
+/// fleet-wide burst, devices' scores (−log10 p, often 50 or more) differ
+/// by more than a HIGH threshold (`high`) through their own dispersion.
+fn event_members(peaks: &mut Vec<f64>, high: f64) -> f64 {
+    peaks.sort_by(f64::total_cmp);
+    let own = peaks
+        .get(peaks.len() / 2)
+        .map_or(f64::INFINITY, |&typical| {
+            typical + high.max(typical * OWN_FACTOR)
+        });
+    peaks.retain(|&peak| peak < own);
+    own
+}
+
+/// The score of a fleet event of `peaks` (sorted, at least `need`): a
+/// level its typical device reached and at least `need` devices did. A
+/// few anomalies lingering after a firmware wave, one of them HIGH, are
+/// not a HIGH fleet event.
+fn event_score(peaks: &[f64], need: usize) -> f64 {
+    peaks[peaks.len() / 2].min(peaks[peaks.len() - need])
 }
 
 fn score_count(
@@ -899,4 +959,29 @@ fn score_size(
     }
     best.score = (best.score - 2f64.log10()).max(0.0);
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{event_members, event_score};
+
+    /// Camera anomalies after a firmware wave (a simulated fleet's): three
+    /// attacks far above the rest keep their own alarms; of the six left,
+    /// two reached HIGH and five reached 5.7, so the event is LOW, not the
+    /// HIGH its upper median (8.2) gave while the attacks counted.
+    #[test]
+    fn a_fleet_event_is_as_high_as_its_quorum() {
+        let mut peaks = vec![10.3, 53.7, 8.2, 97.8, 5.2, 5.7, 7.8, 7.3, 57.9];
+        let own = event_members(&mut peaks, 8.0);
+        assert!((own - 16.2).abs() < 1e-9, "{own}");
+        assert_eq!(peaks, [5.2, 5.7, 7.3, 7.8, 8.2, 10.3]);
+        assert!((event_score(&peaks, 5) - 5.7).abs() < 1e-9);
+        // Seven devices, four of them HIGH: the typical one is HIGH but
+        // only four reached it, fewer than the five an event needs.
+        let peaks = [5.0, 5.5, 6.6, 8.1, 12.9, 13.7, 15.0];
+        assert!((event_score(&peaks, 5) - 6.6).abs() < 1e-9);
+        // A big event: its typical device decides.
+        let peaks: Vec<f64> = (0..40).map(|i| 9.0 + f64::from(i) * 0.1).collect();
+        assert!((event_score(&peaks, 5) - 11.0).abs() < 1e-9);
+    }
 }

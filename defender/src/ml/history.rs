@@ -140,6 +140,26 @@ impl SeriesHistory {
             .sum()
     }
 
+    /// The mean datapoint from day `since` on, over the mean of the days
+    /// before it that training could use.
+    pub fn change_since(&self, since: i64) -> Option<f64> {
+        let (mut after, mut before) = ((0.0, 0u32), (0.0, 0u32));
+        for d in &self.days {
+            let side = if d.day >= since {
+                &mut after
+            } else if !d.excluded() {
+                &mut before
+            } else {
+                continue;
+            };
+            side.0 += d.sum();
+            side.1 += d.n();
+        }
+        let mean = |(sum, n): (f64, u32)| (n > 0).then(|| sum / f64::from(n));
+        let (a, b) = (mean(after)?, mean(before)?);
+        (b > 0.0).then(|| a / b)
+    }
+
     /// Accepts a level shift: the last `n` days before `day` all excluded
     /// means the device now behaves differently, for good. They rejoin
     /// training and older days leave it. Returns whether it happened.

@@ -498,19 +498,24 @@ fn a_few_busy_devices_do_not_make_a_rare_metrics_shape() {
     }
 }
 
-/// Messages sent and received of one fleet, judged together with the
-/// workload gate; `change(p)` gives the factors applied to device 7's sent
-/// and received at the p-th datapoint of the day after the warm-up. The
-/// highest level reached by device 7 on each, before and after the gate.
-fn workload_day(change: impl Fn(i64) -> (f64, f64)) -> [[Option<Level>; 2]; 2] {
+/// Messages sent and received of one fleet (each device receiving
+/// `recv_ratio` of what it sends), judged together with the workload gate
+/// after eight days' warm-up, for `days` days; `change(p)` gives the
+/// factors applied to device 7's sent and received at the p-th datapoint
+/// after the warm-up. The highest level device 7 reached on each, before
+/// and after the gate, and the two detectors.
+fn workload_run(
+    days: i64,
+    recv_ratio: f64,
+    change: impl Fn(i64) -> (f64, f64),
+) -> ([[Option<Level>; 2]; 2], Detector, Detector) {
     use super::workload::workload_gate;
     let mut sent = Fleet::new(40, 9);
     let mut recv = Fleet::new(40, 10);
-    for (r, s) in recv.devices.iter_mut().zip(&sent.devices) {
-        r.1 = s.1 * 0.3;
-    }
     sent.devices[7].1 = sent.devices[7].1.max(20.0);
-    recv.devices[7].1 = sent.devices[7].1 * 0.3;
+    for (r, s) in recv.devices.iter_mut().zip(&sent.devices) {
+        r.1 = s.1 * recv_ratio;
+    }
     let mut ds = Detector::new(MetricKind::Count, fast_cfg());
     let mut dr = Detector::new(MetricKind::Count, fast_cfg());
     for p in 0..8 * 288 {
@@ -521,7 +526,7 @@ fn workload_day(change: impl Fn(i64) -> (f64, f64)) -> [[Option<Level>; 2]; 2] {
     }
     let name = sent.devices[7].0.clone();
     let mut worst = [[None; 2]; 2];
-    for p in 0..288 {
+    for p in 0..days * 288 {
         let ts = T0 + 8 * DAY_SECS + p * 300;
         let (mut a, mut b) = (sent.values(ts), recv.values(ts));
         let (fs, fr) = change(p);
@@ -537,7 +542,11 @@ fn workload_day(change: impl Fn(i64) -> (f64, f64)) -> [[Option<Level>; 2]; 2] {
             worst[1][i] = worst[1][i].max(level_of(r, &name));
         }
     }
-    worst
+    (worst, ds, dr)
+}
+
+fn workload_day(change: impl Fn(i64) -> (f64, f64)) -> [[Option<Level>; 2]; 2] {
+    workload_run(1, 0.3, change).0
 }
 
 /// A device doing three times as much both ways from midday on (a new
@@ -550,4 +559,28 @@ fn workload_change_both_ways_is_not_high() {
     assert_eq!(both[1], [Some(Level::Medium); 2], "{both:?}");
     let sent_only = workload_day(|p| if p >= 144 { (3.0, 1.0) } else { (1.0, 1.0) });
     assert_eq!(sent_only[1][0], Some(Level::High), "{sent_only:?}");
+}
+
+/// A device tripling both ways from 22:00 on, that receives little (a
+/// meter): the busy sent side is flagged from the first evening and
+/// accepts the shift at the third midnight, a day before the quiet
+/// received side would on its own. The received side accepts with it and
+/// is never HIGH; on its own, nothing would cap it once the sent side's
+/// anomaly ended at that midnight. (The sent side is HIGH for the first
+/// hours: the quiet side does not corroborate a change that soon.)
+#[test]
+fn a_workload_shift_is_accepted_both_ways_at_once() {
+    let (worst, mut ds, mut dr) =
+        workload_run(4, 0.02, |p| if p >= 264 { (3.0, 3.0) } else { (1.0, 1.0) });
+    assert_eq!(worst[1][1], Some(Level::Medium), "{worst:?}");
+    let (sent, received) = (ds.take_shifts(), dr.take_shifts());
+    let of_7 = |v: &[(Arc<str>, i64)]| {
+        v.iter()
+            .filter(|(d, _)| &**d == "dev-7")
+            .map(|(_, since)| *since)
+            .collect::<Vec<_>>()
+    };
+    let day8 = (T0 + 8 * DAY_SECS) / DAY_SECS;
+    assert_eq!(of_7(&sent), [day8], "{sent:?}");
+    assert_eq!(of_7(&received), [day8], "{received:?}");
 }

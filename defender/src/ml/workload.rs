@@ -65,6 +65,29 @@ pub fn same_rise(a: &RecentWindow, b: &RecentWindow) -> bool {
     rose(a) && rose(b) && same_factor(a, b)
 }
 
+/// A level shift one metric of the pair accepted at this period's
+/// retrain becomes the other's too when the other went through it: flagged
+/// since the same day, and changed the same way by about the same factor.
+/// A workload change is one new normal; otherwise the quieter direction,
+/// capped so far, loses its cap when the other accepts, and alarms at HIGH.
+/// Returns the devices whose shift was carried.
+fn carry_shifts(from: &Detector, to: &mut Detector, ts: i64) -> Vec<Arc<str>> {
+    let mut carried = Vec::new();
+    for (device, since) in from.shifts_accepted_at(ts) {
+        let (Some(a), Some(b)) = (
+            from.change_since(device, *since),
+            to.change_since(device, *since),
+        ) else {
+            continue;
+        };
+        let same_way = (a > 1.0) == (b > 1.0) && (a.ln() - b.ln()).abs() <= SAME_FACTOR.ln();
+        if same_way && to.accept_with(device, *since, ts) {
+            carried.push(Arc::clone(device));
+        }
+    }
+    carried
+}
+
 /// Caps at MEDIUM the HIGH judgements (of the period starting at `ts`) of
 /// devices whose messages sent and received rose together over the same
 /// window (the datapoint, the last hour or the last day), and of devices
@@ -79,6 +102,10 @@ pub fn workload_gate(
 ) {
     let (sd, sr) = sent;
     let (rd, rr) = received;
+    // This period was judged on the old normal; the carried shift applies
+    // from the next one.
+    let mut carried = carry_shifts(sd, rd, ts);
+    carried.extend(carry_shifts(rd, sd, ts));
     let high: HashSet<Arc<str>> = sr
         .devices
         .iter()
@@ -92,6 +119,9 @@ pub fn workload_gate(
     let workload: HashSet<Arc<str>> = high
         .into_iter()
         .filter(|d| {
+            if carried.contains(d) {
+                return true;
+            }
             let (Some(a), Some(b)) = (sd.recent_windows(d, ts), rd.recent_windows(d, ts)) else {
                 return false;
             };
