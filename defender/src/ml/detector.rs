@@ -491,6 +491,30 @@ impl Detector {
         ])
     }
 
+    /// The score of `device`'s datapoint in the period starting at `ts`
+    /// with its expectation `factor` times higher: what is left of its
+    /// anomaly once a change of that size is allowed for. `None` when
+    /// [`Detector::recent_windows`] would be.
+    pub fn score_scaled(&self, device: &str, ts: i64, factor: f64) -> Option<f64> {
+        if self.kind != MetricKind::Count {
+            return None;
+        }
+        let model = self.model.as_ref()?;
+        let s = self.series.get(device)?;
+        let period = ts.div_euclid(self.cfg.period_secs.max(1));
+        if s.online.last_period != Some(period) {
+            return None;
+        }
+        let w = s.online.at(period);
+        let m = w.m * factor;
+        Some(if w.x - m >= self.cfg.min_excess {
+            let inv_k = model.dispersion[0] + model.device(device).extra;
+            (nb_upper_score(w.x, m, inv_k) - 3f64.log10()).max(0.0)
+        } else {
+            0.0
+        })
+    }
+
     /// Lowers a judgement of this period to at most `level` after the fact
     /// (a gate across metrics, see [`super::workload`]), with the level
     /// the device holds, and remembers that this anomaly was capped (see

@@ -561,6 +561,24 @@ fn workload_change_both_ways_is_not_high() {
     assert_eq!(sent_only[1][0], Some(Level::High), "{sent_only:?}");
 }
 
+/// A flood on top of a workload change (a firmware wave: both ways ×3
+/// from midday) is HIGH at its first datapoint: the change explains ×3,
+/// not ×60.
+#[test]
+fn a_flood_during_a_workload_change_is_high() {
+    let flood = |p| match p {
+        216 => (60.0, 3.0),
+        p if p >= 144 => (3.0, 3.0),
+        _ => (1.0, 1.0),
+    };
+    let worst = workload_day(flood);
+    assert_eq!(
+        worst[1],
+        [Some(Level::High), Some(Level::Medium)],
+        "{worst:?}"
+    );
+}
+
 /// A device tripling both ways from 22:00 on, that receives little (a
 /// meter): the busy sent side is flagged from the first evening and
 /// accepts the shift at the third midnight, a day before the quiet

@@ -31,6 +31,23 @@ pub const SAME_FACTOR: f64 = 2.0;
 /// for hours.
 pub const CORROBORATE: f64 = 2.0;
 
+/// The largest change a workload explains at a datapoint: the other
+/// metric's rise over any window, or this one's over the day, at least 1.
+fn explained(own: &[RecentWindow; 3], other: &[RecentWindow; 3]) -> f64 {
+    let ratio = |w: &RecentWindow| {
+        if w.expected > 0.0 {
+            w.observed / w.expected
+        } else {
+            1.0
+        }
+    };
+    other
+        .iter()
+        .chain(std::iter::once(&own[2]))
+        .map(ratio)
+        .fold(1.0, f64::max)
+}
+
 /// The `i`-th and `j`-th elements of `s`, both mutably; `None` if they
 /// are the same or out of range. (`get_disjoint_mut` needs Rust 1.86.)
 pub fn two_mut<T>(s: &mut [T], i: usize, j: usize) -> Option<(&mut T, &mut T)> {
@@ -142,9 +159,26 @@ pub fn workload_gate(
             false
         })
         .collect();
-    for (det, r) in [(sd, sr), (rd, rr)] {
+    // A datapoint still HIGH once the workload's change is allowed for is
+    // a burst on top of it (a flood during a firmware wave): that metric
+    // keeps its level.
+    let mut burst: [HashSet<Arc<str>>; 2] = Default::default();
+    for d in &workload {
+        let (Some(a), Some(b)) = (sd.recent_windows(d, ts), rd.recent_windows(d, ts)) else {
+            continue;
+        };
+        for (i, det, factor) in [(0, &*sd, explained(&a, &b)), (1, &*rd, explained(&b, &a))] {
+            if det
+                .score_scaled(d, ts, factor)
+                .is_some_and(|s| s >= det.config().thresholds[2])
+            {
+                burst[i].insert(Arc::clone(d));
+            }
+        }
+    }
+    for ((det, r), burst) in [(sd, sr), (rd, rr)].into_iter().zip(&burst) {
         for j in r.devices.iter_mut() {
-            if workload.contains(&j.device) {
+            if workload.contains(&j.device) && !burst.contains(&j.device) {
                 det.cap(j, Level::Medium);
             }
         }
