@@ -438,7 +438,9 @@ impl Models {
 
     /// A BENIGN_POSITIVE on `thing`'s alarm of (`profile`, `behavior`)
     /// that started at `since`: what the device did since is its normal
-    /// (`Detector::accept_now`). Nothing for other behaviours.
+    /// (`Detector::accept_now`); on `$fleet`, what every device of the
+    /// fleet event did (`Detector::accept_fleet`). Nothing for other
+    /// behaviours.
     pub fn accept(
         &mut self,
         profile: &str,
@@ -454,7 +456,11 @@ impl Models {
             .find(|((p, b), _)| **p == *profile && **b == *behavior)
             .map(|(_, d)| d)
         {
-            d.accept_now(thing, since, now);
+            if thing == FLEET_THING {
+                d.accept_fleet(since, now);
+            } else {
+                d.accept_now(thing, since, now);
+            }
         }
     }
 

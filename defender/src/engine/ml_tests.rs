@@ -429,6 +429,36 @@ fn a_fleet_wide_jump_is_one_profile_level_alarm() {
     assert_eq!(info.observed, Some(30.0));
 }
 
+/// A fleet-wide step (every device from 5 to 40 messages a period) is a
+/// `$fleet` alarm that lasts while the devices stay anomalous; an
+/// operator's BENIGN_POSITIVE on it makes the new level every device's
+/// normal at once: the alarm clears and no device alarms instead.
+#[test]
+fn benign_positive_on_the_fleet_alarm_accepts_the_fleet_change() {
+    let run = |accept: bool| {
+        let (c, mut rng, mut m) = active(30, 12);
+        let at = 4 * DAY + 100;
+        let mut violating = Vec::new();
+        for n in at..at + 36 {
+            if accept && n == at + 6 {
+                m.accept("ml", METRIC, FLEET_THING, end(at), end(n));
+            }
+            let v: Vec<(String, f64)> = (0..30)
+                .map(|i| (format!("dev-{i}"), poisson(&mut rng, 40.0)))
+                .collect();
+            for o in m.judge(&c, end(n), &points(&v)) {
+                if matches!(o.outcome, DatapointOutcome::Violating(_)) && n >= at + 6 {
+                    violating.push((n, o.key.thing_name.to_string()));
+                }
+            }
+        }
+        violating
+    };
+    let kept = run(false);
+    assert!(kept.iter().any(|(_, t)| t == FLEET_THING), "{kept:?}");
+    assert_eq!(run(true), Vec::<(u64, String)>::new());
+}
+
 /// A client whose ID is the reserved fleet name is not modelled, so it
 /// can neither hold nor clear the profile-level alarm.
 #[test]

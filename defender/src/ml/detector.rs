@@ -662,6 +662,24 @@ impl Detector {
         }
     }
 
+    /// An operator marked the profile-level alarm BENIGN_POSITIVE: every
+    /// device of the fleet event takes what it did since `since` as its
+    /// normal at once (instead of at the next retrain), and the event,
+    /// with no members left, clears.
+    pub fn accept_fleet(&mut self, since: i64, now: i64) {
+        let period = now.div_euclid(self.cfg.period_secs.max(1));
+        let members: Vec<Arc<str>> = self
+            .recent
+            .iter()
+            .filter(|(_, s)| self.member(s, period))
+            .map(|(d, _)| Arc::clone(d))
+            .collect();
+        for d in members {
+            self.accept_now(&d, since, now);
+            self.recent.remove(&d);
+        }
+    }
+
     /// Judges one period: `values` holds each device's datapoint for the
     /// period starting at `ts` (data-clock epoch seconds).
     pub fn judge_period(&mut self, ts: i64, values: &[(Arc<str>, f64)]) -> PeriodResult {
