@@ -184,3 +184,44 @@ pub fn metrics_row(s: &Score) -> String {
         .collect::<Vec<_>>()
         .join(" | ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fleet::{Attack, AttackKind, Fleet, PERIOD, T0};
+    use super::*;
+
+    /// An exfiltration whose device sent nothing for its first two
+    /// datapoints, caught at its first message: late from the attack's
+    /// start, on time from its first observable datapoint. An alarm on
+    /// another device is a listed false alarm.
+    #[test]
+    fn bursts_count_from_the_start_and_from_the_first_observable_datapoint() {
+        let mut fleet = Fleet::new(1, 10, 4, 0, 2);
+        let at = T0 + 2 * 86_400;
+        fleet.attacks = vec![Attack {
+            device: 3,
+            kind: AttackKind::Exfiltration,
+            start: at,
+            end: at + 12 * PERIOD,
+            intensity: 5.0,
+            first_seen: Some(at + 2 * PERIOD),
+        }];
+        let caught = Raised {
+            ts: at + 2 * PERIOD,
+            device: Some(3),
+            metric: 5,
+            score: 9.0,
+        };
+        let other = Raised {
+            device: Some(4),
+            ..caught
+        };
+        let s = score(&[caught, other], &fleet, 10.0, at);
+        assert_eq!(s.recall, 100.0);
+        assert_eq!(s.burst_recall_1dp, 0.0);
+        assert_eq!(s.burst_recall_1dp_seen, 100.0);
+        assert_eq!(s.false_alarms, 1);
+        assert_eq!(s.false_list.len(), 1);
+        assert_eq!(s.false_list[0].raised.device, Some(4));
+    }
+}

@@ -462,30 +462,18 @@ impl Detector {
     /// score (the windows of [`score_count`], Bonferroni-corrected the same
     /// way).
     pub fn recent_windows(&self, device: &str, ts: i64) -> Option<[RecentWindow; 3]> {
-        if self.kind != MetricKind::Count {
-            return None;
-        }
-        let model = self.model.as_ref()?;
-        let s = self.series.get(device)?;
-        let period = ts.div_euclid(self.cfg.period_secs.max(1));
-        if s.online.last_period != Some(period) {
-            return None;
-        }
+        let (model, online, period) = self.counted_at(device, ts)?;
         let extra = model.device(device).extra;
         let judge = |w: Window, inv_k: f64| RecentWindow {
             observed: w.x,
             expected: w.m,
-            score: if w.x - w.m >= self.cfg.min_excess {
-                (nb_upper_score(w.x, w.m, inv_k) - 3f64.log10()).max(0.0)
-            } else {
-                0.0
-            },
+            score: self.window_score(w.x, w.m, inv_k),
         };
         Some([
-            judge(s.online.at(period), model.dispersion[0] + extra),
-            judge(s.online.recent_sum(period), model.dispersion[1] + extra),
+            judge(online.at(period), model.dispersion[0] + extra),
+            judge(online.recent_sum(period), model.dispersion[1] + extra),
             judge(
-                s.online.day_sum(clock::hour_no(ts)),
+                online.day_sum(clock::hour_no(ts)),
                 model.dispersion[2] + extra,
             ),
         ])
@@ -496,23 +484,31 @@ impl Detector {
     /// anomaly once a change of that size is allowed for. `None` when
     /// [`Detector::recent_windows`] would be.
     pub fn score_scaled(&self, device: &str, ts: i64, factor: f64) -> Option<f64> {
+        let (model, online, period) = self.counted_at(device, ts)?;
+        let w = online.at(period);
+        let inv_k = model.dispersion[0] + model.device(device).extra;
+        Some(self.window_score(w.x, w.m * factor, inv_k))
+    }
+
+    /// The count model and `device`'s online windows, with the period of
+    /// `ts`, when the device has a datapoint in that period.
+    fn counted_at(&self, device: &str, ts: i64) -> Option<(&Model, &Online, i64)> {
         if self.kind != MetricKind::Count {
             return None;
         }
         let model = self.model.as_ref()?;
-        let s = self.series.get(device)?;
+        let online = &self.series.get(device)?.online;
         let period = ts.div_euclid(self.cfg.period_secs.max(1));
-        if s.online.last_period != Some(period) {
-            return None;
-        }
-        let w = s.online.at(period);
-        let m = w.m * factor;
-        Some(if w.x - m >= self.cfg.min_excess {
-            let inv_k = model.dispersion[0] + model.device(device).extra;
-            (nb_upper_score(w.x, m, inv_k) - 3f64.log10()).max(0.0)
+        (online.last_period == Some(period)).then_some((model, online, period))
+    }
+
+    /// A count window's score, Bonferroni-corrected as in [`score_count`].
+    fn window_score(&self, x: f64, m: f64, inv_k: f64) -> f64 {
+        if x - m >= self.cfg.min_excess {
+            (nb_upper_score(x, m, inv_k) - 3f64.log10()).max(0.0)
         } else {
             0.0
-        })
+        }
     }
 
     /// Lowers a judgement of this period to at most `level` after the fact

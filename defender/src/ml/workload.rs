@@ -7,7 +7,9 @@
 //! a publish flood, a slow drift or night-time traffic are messages sent,
 //! harvesting a broker's topics is messages received. Such a change still
 //! alarms at LOW and MEDIUM; HIGH, the level an operator may let act on its
-//! own (automatic quarantine), needs the one-sided change.
+//! own (automatic quarantine), needs the one-sided change, or a burst
+//! beyond what the change explains (a flood during a firmware wave). When
+//! one metric accepts the change as its new normal, the other does too.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -109,9 +111,10 @@ fn carry_shifts(from: &Detector, to: &mut Detector, ts: i64) -> Vec<Arc<str>> {
 /// devices whose messages sent and received rose together over the same
 /// window (the datapoint, the last hour or the last day), and of devices
 /// capped earlier in the same anomaly whose two day windows still rose by
-/// about the same factor. `sent` and
-/// `received` are one profile's detectors of the two metrics (the same
-/// topic-filter dimension, if any) and what they just judged.
+/// about the same factor, unless the datapoint is HIGH beyond that
+/// change; first carries a shift accepted on one metric to the other.
+/// `sent` and `received` are one profile's detectors of the two metrics
+/// (the same topic-filter dimension, if any) and what they just judged.
 pub fn workload_gate(
     sent: (&mut Detector, &mut PeriodResult),
     received: (&mut Detector, &mut PeriodResult),
