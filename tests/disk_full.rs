@@ -3,7 +3,8 @@
 //! the demo device publishes QoS 1 over mutual TLS, retained and queued
 //! for an offline persistent session. The broker must stay up and keep
 //! serving QoS 0 and non-persistent traffic, refuse what it cannot store
-//! with PUBACK 0x80 (never a success), report it (ERROR log, metrics),
+//! with PUBACK 0x80 (never a success; a 3.1.1 client is disconnected
+//! instead), report it (ERROR log, metrics),
 //! recover by itself when space returns, and after SIGKILL and a restart
 //! hold every message it acknowledged.
 
@@ -154,6 +155,49 @@ fn live_traffic_flows(w: &Wardmq, tag: &str) {
     }
 }
 
+/// An MQTT 3.1.1 PUBACK has no reason code to refuse with, so a 3.1.1
+/// client whose retained QoS 1 message cannot be stored is disconnected
+/// instead (mosquitto_pub fails: the connection was lost), never
+/// acknowledged; one that is acknowledged after all must be found again
+/// after the restart like any other.
+fn v311_is_disconnected(w: &Wardmq, acked: &mut Acked) {
+    let payload = w.dir.path().join("payload.bin");
+    std::fs::write(&payload, vec![b'x'; PAYLOAD]).expect("payload file");
+    let payload = payload.to_str().expect("utf-8 path");
+    for n in 0..20 {
+        let topic = format!("demo-device/r/v311-{n}");
+        let port = w.tcp_port.to_string();
+        let out = run_with_timeout(
+            Command::new("mosquitto_pub").args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-V",
+                "mqttv311",
+                "-i",
+                "v311-device",
+                "-q",
+                "1",
+                "-r",
+                "-t",
+                &topic,
+                "-f",
+                payload,
+            ]),
+            TIMEOUT,
+        );
+        if out.status.success() {
+            acked.retained.insert(topic);
+            continue;
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("connection was lost"), "{err}");
+        return;
+    }
+    panic!("twenty 3.1.1 retained messages all stored on a full disk");
+}
+
 fn log_has(w: &Wardmq, needle: &str) -> bool {
     std::fs::read_to_string(w.log_file())
         .unwrap_or_default()
@@ -242,6 +286,7 @@ fn full_disk_refuses_durable_writes_recovers_and_loses_nothing_acknowledged() {
         i += 1;
         assert!(accepted(code) || code == Some(0x80), "answered: {code:?}");
     }
+    v311_is_disconnected(&w, &mut acked);
     live_traffic_flows(&w, "full");
 
     // Space returns: the store takes writes again by itself.
