@@ -6,7 +6,8 @@
 //! with PUBACK 0x80 (never a success; a 3.1.1 client is disconnected
 //! instead), report it (ERROR log, metrics),
 //! recover by itself when space returns, and after SIGKILL and a restart
-//! hold every message it acknowledged.
+//! hold every message it acknowledged. The defender's store
+//! (`defender.redb`) refuses and recovers the same way, without a restart.
 
 mod common;
 
@@ -215,6 +216,12 @@ fn things(w: &Wardmq, args: &[&str]) -> Vec<String> {
     out.lines().map(str::to_owned).collect()
 }
 
+/// `tests/admin/disk_full_profiles.py ARGS` against the admin API; its lines.
+fn profiles(w: &Wardmq, args: &[&str]) -> Vec<String> {
+    let out = w.run_python("tests/admin/disk_full_profiles.py", args, "", TIMEOUT * 2);
+    out.lines().map(str::to_owned).collect()
+}
+
 /// What follows `prefix` on the lines that start with it.
 fn after(lines: &[String], prefix: &str) -> Vec<String> {
     lines
@@ -360,4 +367,45 @@ fn full_disk_refuses_durable_writes_recovers_and_loses_nothing_acknowledged() {
         acked.queued.len(),
         acked.retained.len()
     );
+}
+
+/// `defender.redb` cannot grow: a defender write through the admin API is
+/// refused (500), the broker stays up, and once space returns the next
+/// write succeeds on the same process (the store reopens its file).
+#[test]
+fn full_disk_refuses_defender_writes_and_recovers_without_restart() {
+    let mut w = Wardmq::start_defender("");
+    let data = w.dir.path().join("data");
+    disk_limit(&w, Some(file_size(&data, "defender.redb")));
+    let fill = profiles(&w, &["fill", "full", "300"]);
+    let refused = after(&fill, "refused ");
+    let mut created = after(&fill, "acked ");
+    assert_eq!(refused.len(), 1, "a defender write was refused: {fill:?}");
+    assert!(
+        refused[0].ends_with(" InternalFailureException"),
+        "{refused:?}"
+    );
+    assert!(log_has(&w, "defender store write failed"));
+    assert!(
+        w.child.try_wait().expect("wait").is_none(),
+        "the broker is up"
+    );
+
+    // Space returns: the next write reopens the file, no restart.
+    disk_limit(&w, None);
+    created.extend(after(&profiles(&w, &["retry", "freed"]), "acked "));
+    assert!(created.iter().any(|p| p == "freed"), "{created:?}");
+    let log = std::fs::read_to_string(w.log_file()).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("defender store writable again")),
+        "a WARN line reports the recovery"
+    );
+    let listed: BTreeSet<String> = after(&profiles(&w, &["list"]), "profile ")
+        .into_iter()
+        .collect();
+    let lost: Vec<_> = created.iter().filter(|p| !listed.contains(*p)).collect();
+    assert!(lost.is_empty(), "acknowledged profiles lost: {lost:?}");
+    let (name, _) = refused[0].split_once(' ').expect("NAME CODE");
+    assert!(!listed.contains(name), "the refused profile {name} exists");
 }

@@ -9,15 +9,12 @@
 //! ListAuditFindings and for retention; a third maps finding ids to keys.
 //! Records are a version byte and JSON, as in the catalog.
 
-use std::sync::Arc;
-
-use redb::{
-    Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteTransaction,
-};
+use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::{storage, StoreError};
+use super::handle::DbHandle;
 use super::page::{decode_token, encode_token, page_size, Fingerprint, TokenKind};
 use super::tables::{
     AUDIT_CONFIG, AUDIT_FINDINGS, AUDIT_FINDINGS_BY_TIME, AUDIT_FINDING_IDS, AUDIT_SCHEDULED,
@@ -118,18 +115,18 @@ pub(crate) const AUDIT_DEFAULT_PAGE: u32 = 25;
 
 #[derive(Clone)]
 pub(crate) struct AuditStore {
-    db: Arc<Database>,
+    db: DbHandle,
 }
 
 impl AuditStore {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
+    pub(crate) fn new(db: DbHandle) -> Self {
         Self { db }
     }
 
     /// Everything but the findings. Records that do not decode are logged
     /// and skipped.
     pub(crate) fn load(&self) -> Result<AuditContents, StoreError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db.begin_read()?;
         let config = load_records::<AccountAuditConfiguration>(&txn, AUDIT_CONFIG)?
             .into_iter()
             .next()
@@ -150,16 +147,16 @@ impl AuditStore {
 
     /// Applies `writes` in one durable transaction.
     pub(crate) fn commit(&self, writes: &[AuditWrite]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(storage)?;
+        let txn = self.db.begin_write()?;
         for w in writes {
             apply(&txn, w)?;
         }
-        txn.commit().map_err(storage)
+        txn.commit()
     }
 
     /// One finding by id.
     pub(crate) fn finding(&self, finding_id: &str) -> Result<Option<AuditFinding>, StoreError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db.begin_read()?;
         let ids = txn.open_table(AUDIT_FINDING_IDS).map_err(storage)?;
         let Some(key) = ids.get(finding_id.as_bytes()).map_err(storage)? else {
             return Ok(None);
@@ -201,7 +198,7 @@ impl AuditStore {
         let after = next_token
             .map(|t| decode_token(t, kind, query))
             .transpose()?;
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db.begin_read()?;
         let findings = txn.open_table(AUDIT_FINDINGS).map_err(storage)?;
         let mut out = Vec::new();
         let mut last_key: Option<Vec<u8>> = None;
@@ -282,7 +279,7 @@ impl AuditStore {
     /// Deletes findings found before `cutoff` and tasks that started
     /// before it. Returns how many findings went.
     pub(crate) fn expire(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
-        let txn = self.db.begin_write().map_err(storage)?;
+        let txn = self.db.begin_write()?;
         let mut removed = 0;
         {
             let mut index = txn.open_table(AUDIT_FINDINGS_BY_TIME).map_err(storage)?;
@@ -323,7 +320,7 @@ impl AuditStore {
                 tasks.remove(k.as_slice()).map_err(storage)?;
             }
         }
-        txn.commit().map_err(storage)?;
+        txn.commit()?;
         Ok(removed)
     }
 }

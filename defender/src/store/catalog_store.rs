@@ -9,13 +9,12 @@
 
 use std::sync::Arc;
 
-use redb::{
-    Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle, WriteTransaction,
-};
+use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::{storage, StoreError};
+use super::handle::DbHandle;
 use super::tables::{
     CATALOG_ATTACHMENTS, CATALOG_CUSTOM_METRICS, CATALOG_DIMENSIONS, CATALOG_GENERATION,
     CATALOG_PROFILES, COUNTERS,
@@ -50,11 +49,11 @@ pub(crate) struct CatalogContents {
 
 #[derive(Clone)]
 pub(crate) struct CatalogStore {
-    db: Arc<Database>,
+    db: DbHandle,
 }
 
 impl CatalogStore {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
+    pub(crate) fn new(db: DbHandle) -> Self {
         Self { db }
     }
 
@@ -62,7 +61,7 @@ impl CatalogStore {
     /// (as elsewhere in this store): the broker starts without that item
     /// rather than not at all.
     pub(crate) fn load(&self) -> Result<CatalogContents, StoreError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db.begin_read()?;
         let mut out = CatalogContents {
             profiles: load_records(&txn, CATALOG_PROFILES)?,
             dimensions: load_records(&txn, CATALOG_DIMENSIONS)?,
@@ -88,7 +87,7 @@ impl CatalogStore {
     /// Applies `writes` in one durable transaction; returns the new
     /// generation.
     pub(crate) fn commit(&self, writes: &[CatalogWrite]) -> Result<u64, StoreError> {
-        let txn = self.db.begin_write().map_err(storage)?;
+        let txn = self.db.begin_write()?;
         for w in writes {
             apply(&txn, w)?;
         }
@@ -102,7 +101,7 @@ impl CatalogStore {
             counters.insert(CATALOG_GENERATION, next).map_err(storage)?;
             next
         };
-        txn.commit().map_err(storage)?;
+        txn.commit()?;
         Ok(generation)
     }
 }

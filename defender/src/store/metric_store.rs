@@ -13,13 +13,13 @@
 //! timestamp.
 
 use std::ops::Bound;
-use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::codec::{decode_metric_value, encode_metric_value};
 use super::error::{storage, StoreError};
+use super::handle::DbHandle;
 use super::keys::{
     datapoint_key, datapoint_key_from_index, datapoint_ts, parse_series, series_prefix,
     split_time_index, time_index_key, SeriesKey,
@@ -43,11 +43,11 @@ const EXPIRE_BATCH: usize = 65_536;
 
 #[derive(Clone)]
 pub struct MetricStore {
-    db: Arc<Database>,
+    db: DbHandle,
 }
 
 impl MetricStore {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
+    pub(crate) fn new(db: DbHandle) -> Self {
         Self { db }
     }
 
@@ -72,7 +72,7 @@ impl MetricStore {
         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         index.sort_unstable();
         index.dedup();
-        let txn = self.db.begin_write().map_err(storage)?;
+        let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(METRIC_POINTS).map_err(storage)?;
             for (k, v) in &rows {
@@ -81,7 +81,7 @@ impl MetricStore {
             let mut by_time = txn.open_table(METRIC_BY_TIME).map_err(storage)?;
             append_or_insert(&mut by_time, &index)?;
         }
-        txn.commit().map_err(storage)
+        txn.commit()
     }
 
     /// ListMetricValues: one series' datapoints with `start <= timestamp <=
@@ -118,7 +118,7 @@ impl MetricStore {
         };
         let upper = Bound::Included(datapoint_key(&prefix, end.as_millis()));
 
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db.begin_read()?;
         let table = txn.open_table(METRIC_POINTS).map_err(storage)?;
         let range = table
             .range::<&[u8]>((
@@ -174,7 +174,7 @@ impl MetricStore {
         to: Timestamp,
         mut visit: impl FnMut(Timestamp, &str, &MetricValue),
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db.begin_read()?;
         let points = txn.open_table(METRIC_POINTS).map_err(storage)?;
         let by_time = txn.open_table(METRIC_BY_TIME).map_err(storage)?;
         let (lo, hi) = (from.as_millis().to_be_bytes(), to.as_millis().to_be_bytes());
@@ -210,7 +210,7 @@ impl MetricStore {
     /// what is deleted, not to what is kept.
     pub fn expire(&self, before: Timestamp) -> Result<u64, StoreError> {
         let cutoff = before.as_millis().to_be_bytes();
-        let txn = self.db.begin_write().map_err(storage)?;
+        let txn = self.db.begin_write()?;
         let mut removed = 0u64;
         {
             let mut points = txn.open_table(METRIC_POINTS).map_err(storage)?;
@@ -242,7 +242,7 @@ impl MetricStore {
                 }
             }
         }
-        txn.commit().map_err(storage)?;
+        txn.commit()?;
         Ok(removed)
     }
 }

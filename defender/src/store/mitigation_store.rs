@@ -4,13 +4,12 @@
 //! open and rewritten whole on change. Records are a version byte and
 //! JSON, as in the catalog and the audit.
 
-use std::sync::Arc;
-
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{ReadableTable, TableDefinition, TableHandle};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::{storage, StoreError};
+use super::handle::DbHandle;
 use super::tables::{
     MITIGATION_ACTIONS, MITIGATION_AUDIT_TASKS, MITIGATION_DETECT_TASKS, MITIGATION_TAGS,
 };
@@ -43,11 +42,11 @@ impl MitigationTable {
 
 #[derive(Clone)]
 pub(crate) struct MitigationStore {
-    db: Arc<Database>,
+    db: DbHandle,
 }
 
 impl MitigationStore {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
+    pub(crate) fn new(db: DbHandle) -> Self {
         Self { db }
     }
 
@@ -57,7 +56,7 @@ impl MitigationStore {
         &self,
         table: MitigationTable,
     ) -> Result<Vec<(String, T)>, StoreError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db.begin_read()?;
         let t = txn.open_table(table.def()).map_err(storage)?;
         let mut out = Vec::new();
         for row in t.iter().map_err(storage)? {
@@ -83,7 +82,7 @@ impl MitigationStore {
         key: &str,
         record: Option<&T>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(storage)?;
+        let txn = self.db.begin_write()?;
         {
             let mut t = txn.open_table(table.def()).map_err(storage)?;
             match record {
@@ -98,7 +97,7 @@ impl MitigationStore {
                 }
             }
         }
-        txn.commit().map_err(storage)
+        txn.commit()
     }
 }
 

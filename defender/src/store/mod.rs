@@ -15,7 +15,9 @@
 //! transaction, committed durably before it returns: async callers use
 //! `spawn_blocking`. Reads never block writes (redb MVCC).
 //!
-//! Recovery: redb repairs an interrupted file itself at open; a record
+//! Recovery: redb repairs an interrupted file itself at open, and the
+//! shared handle reopens the file after a storage error (a full disk), so
+//! no restart is needed once space returns; a record
 //! that does not decode (a damaged value, a future version) is logged and
 //! skipped rather than failing the list or the start.
 
@@ -25,6 +27,7 @@ mod catalog_store;
 mod codec;
 mod error;
 mod filter;
+mod handle;
 mod keys;
 mod metric_store;
 mod mitigation_store;
@@ -33,10 +36,7 @@ mod tables;
 mod violation_store;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
-
-use redb::Database;
 
 pub use active::list_active;
 pub use error::StoreError;
@@ -53,7 +53,7 @@ pub(crate) use catalog_store::{CatalogStore, CatalogWrite};
 pub(crate) use mitigation_store::{MitigationStore, MitigationTable};
 pub(crate) use page::{page_sorted, Fingerprint, TokenKind};
 
-use error::storage;
+use handle::DbHandle;
 
 /// The file name inside the data directory.
 pub const FILE_NAME: &str = "defender.redb";
@@ -75,15 +75,11 @@ pub fn retention_cutoff(
     crate::detect::model::Timestamp::from_millis(now.as_millis().saturating_sub(ms))
 }
 
-/// redb's page cache. Its default (1 GiB) would let a large fleet's
-/// datapoints take a gigabyte of memory in a week; the writes are append-like
-/// and the reads (ListMetricValues) short ranges, so a small cache suffices.
-const CACHE_BYTES: usize = 64 << 20;
-
-/// The open database. Cheap to clone; both stores share it.
+/// The open database. Cheap to clone; every store shares its one handle,
+/// which reopens the file after a storage error (`handle.rs`).
 #[derive(Clone)]
 pub struct DefenderDb {
-    db: Arc<Database>,
+    db: DbHandle,
     path: PathBuf,
 }
 
@@ -95,13 +91,8 @@ impl DefenderDb {
 
     /// Opens (or creates) the database at exactly `path`.
     pub fn open_file(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(storage)?;
-        tables::create_all(&db)?;
         Ok(Self {
-            db: Arc::new(db),
+            db: DbHandle::open(path)?,
             path: path.to_path_buf(),
         })
     }
@@ -111,26 +102,26 @@ impl DefenderDb {
     }
 
     pub fn metrics(&self) -> MetricStore {
-        MetricStore::new(Arc::clone(&self.db))
+        MetricStore::new(self.db.clone())
     }
 
     pub fn violations(&self) -> ViolationStore {
-        ViolationStore::new(Arc::clone(&self.db))
+        ViolationStore::new(self.db.clone())
     }
 
     /// For [`crate::audit::Audit::open`], which owns the records.
     pub(crate) fn audit(&self) -> AuditStore {
-        AuditStore::new(Arc::clone(&self.db))
+        AuditStore::new(self.db.clone())
     }
 
     /// For [`crate::mitigation::Mitigation::open`], which owns the records.
     pub(crate) fn mitigation(&self) -> MitigationStore {
-        MitigationStore::new(Arc::clone(&self.db))
+        MitigationStore::new(self.db.clone())
     }
 
     /// For [`crate::catalog::Catalog::open`], which owns the records.
     pub(crate) fn catalog(&self) -> CatalogStore {
-        CatalogStore::new(Arc::clone(&self.db))
+        CatalogStore::new(self.db.clone())
     }
 }
 

@@ -9,13 +9,13 @@
 //! PutVerificationStateOnViolation.
 
 use std::ops::Bound;
-use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::codec::{decode_event, encode_event, event_violation_id};
 use super::error::{storage, StoreError};
 use super::filter::ViolationFilter;
+use super::handle::DbHandle;
 use super::keys::{
     event_key, event_key_from_index, prefix_end, violation_index_key, violation_index_prefix,
     EVENT_KEY_LEN,
@@ -33,11 +33,11 @@ const EXPIRE_BATCH: usize = 65_536;
 
 #[derive(Clone)]
 pub struct ViolationStore {
-    db: Arc<Database>,
+    db: DbHandle,
 }
 
 impl ViolationStore {
-    pub(crate) fn new(db: Arc<Database>) -> Self {
+    pub(crate) fn new(db: DbHandle) -> Self {
         Self { db }
     }
 
@@ -51,17 +51,17 @@ impl ViolationStore {
     /// `in-alarm` event for an alarm the book forgot, or the reverse).
     pub fn record(&self, book: &AlarmBook, events: &[ViolationEvent]) -> Result<(), StoreError> {
         let book = encode_book(book)?;
-        let txn = self.db.begin_write().map_err(storage)?;
+        let txn = self.db.begin_write()?;
         put_book(&txn, &book)?;
         append_events(&txn, events)?;
-        txn.commit().map_err(storage)
+        txn.commit()
     }
 
     /// The stored alarm book, or `None` if there is none yet. A book that
     /// does not decode is logged and treated as absent: the broker starts
     /// with no alarms rather than not at all.
     pub fn load_alarm_book(&self) -> Result<Option<AlarmBook>, StoreError> {
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db.begin_read()?;
         let table = txn.open_table(SNAPSHOTS).map_err(storage)?;
         let Some(raw) = table.get(ALARM_BOOK).map_err(storage)? else {
             return Ok(None);
@@ -82,9 +82,9 @@ impl ViolationStore {
 
     /// Appends events to the history, in one transaction.
     pub fn append(&self, events: &[ViolationEvent]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(storage)?;
+        let txn = self.db.begin_write()?;
         append_events(&txn, events)?;
-        txn.commit().map_err(storage)
+        txn.commit()
     }
 
     /// ListViolationEvents: events with `start <= violationEventTime <=
@@ -120,7 +120,7 @@ impl ViolationStore {
         };
         let upper = Bound::Included(event_key(end.as_millis(), u64::MAX));
 
-        let txn = self.db.begin_read().map_err(storage)?;
+        let txn = self.db.begin_read()?;
         let table = txn.open_table(EVENTS).map_err(storage)?;
         let range = table
             .range::<&[u8]>((
@@ -193,7 +193,7 @@ impl ViolationStore {
             }
         };
         let result = (|| {
-            let txn = self.db.begin_write().map_err(storage)?;
+            let txn = self.db.begin_write()?;
             let updated = update_history(&txn, &prefix, state, description.as_deref())?;
             if previous.is_none() && updated == 0 {
                 return Err(StoreError::ViolationNotFound(violation_id.to_owned()));
@@ -201,7 +201,7 @@ impl ViolationStore {
             if previous.is_some() {
                 put_book(&txn, &encode_book(book)?)?;
             }
-            txn.commit().map_err(storage)
+            txn.commit()
         })();
         if result.is_err() {
             restore(book);
@@ -213,7 +213,7 @@ impl ViolationStore {
     /// transaction. Returns how many were deleted.
     pub fn expire_events(&self, before: Timestamp) -> Result<u64, StoreError> {
         let cutoff = event_key(before.as_millis(), 0);
-        let txn = self.db.begin_write().map_err(storage)?;
+        let txn = self.db.begin_write()?;
         let mut removed = 0u64;
         {
             let mut events = txn.open_table(EVENTS).map_err(storage)?;
@@ -247,7 +247,7 @@ impl ViolationStore {
                 }
             }
         }
-        txn.commit().map_err(storage)?;
+        txn.commit()?;
         Ok(removed)
     }
 }
