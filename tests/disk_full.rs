@@ -210,15 +210,11 @@ fn file_size(data: &Path, name: &str) -> u64 {
     std::fs::metadata(data.join(name)).expect(name).len()
 }
 
-/// `tests/admin/disk_full_things.py ARGS` against the admin API; its lines.
-fn things(w: &Wardmq, args: &[&str]) -> Vec<String> {
-    let out = w.run_python("tests/admin/disk_full_things.py", args, "", TIMEOUT * 2);
-    out.lines().map(str::to_owned).collect()
-}
-
-/// `tests/admin/disk_full_profiles.py ARGS` against the admin API; its lines.
-fn profiles(w: &Wardmq, args: &[&str]) -> Vec<String> {
-    let out = w.run_python("tests/admin/disk_full_profiles.py", args, "", TIMEOUT * 2);
+/// `tests/admin/disk_full_writes.py KIND ARGS` against the admin API
+/// (KIND "thing": the registry; "profile": the defender); its lines.
+fn writes(w: &Wardmq, kind: &str, args: &[&str]) -> Vec<String> {
+    let args: Vec<&str> = std::iter::once(kind).chain(args.iter().copied()).collect();
+    let out = w.run_python("tests/admin/disk_full_writes.py", &args, "", TIMEOUT * 2);
     out.lines().map(str::to_owned).collect()
 }
 
@@ -312,7 +308,7 @@ fn full_disk_refuses_durable_writes_recovers_and_loses_nothing_acknowledged() {
     // The registry's file cannot grow either: an admin write is refused
     // (500), changes nothing, and the next one after space returns works.
     disk_limit(&w, Some(file_size(&data, "registry.redb")));
-    let fill = things(&w, &["fill", "full", "300"]);
+    let fill = writes(&w, "thing", &["fill", "full", "300"]);
     let refused = after(&fill, "refused ");
     let mut created = after(&fill, "acked ");
     assert_eq!(refused.len(), 1, "a registry write was refused");
@@ -326,7 +322,7 @@ fn full_disk_refuses_durable_writes_recovers_and_loses_nothing_acknowledged() {
         "the broker is up"
     );
     disk_limit(&w, None);
-    created.extend(after(&things(&w, &["retry", "freed"]), "acked "));
+    created.extend(after(&writes(&w, "thing", &["retry", "freed"]), "acked "));
 
     // SIGKILL, then a restart on the same data (and admin address):
     // everything acknowledged is there.
@@ -335,7 +331,7 @@ fn full_disk_refuses_durable_writes_recovers_and_loses_nothing_acknowledged() {
     drop(device);
     let admin = w.admin.trim_start_matches("http://").to_owned();
     let (_broker, addr) = serve(&data, "", "127.0.0.1:0", &admin);
-    let listed: BTreeSet<String> = after(&things(&w, &["list"]), "thing ")
+    let listed: BTreeSet<String> = after(&writes(&w, "thing", &["list"]), "thing ")
         .into_iter()
         .collect();
     let lost: Vec<_> = created.iter().filter(|t| !listed.contains(*t)).collect();
@@ -377,7 +373,7 @@ fn full_disk_refuses_defender_writes_and_recovers_without_restart() {
     let mut w = Wardmq::start_defender("");
     let data = w.dir.path().join("data");
     disk_limit(&w, Some(file_size(&data, "defender.redb")));
-    let fill = profiles(&w, &["fill", "full", "300"]);
+    let fill = writes(&w, "profile", &["fill", "full", "300"]);
     let refused = after(&fill, "refused ");
     let mut created = after(&fill, "acked ");
     assert_eq!(refused.len(), 1, "a defender write was refused: {fill:?}");
@@ -393,7 +389,7 @@ fn full_disk_refuses_defender_writes_and_recovers_without_restart() {
 
     // Space returns: the next write reopens the file, no restart.
     disk_limit(&w, None);
-    created.extend(after(&profiles(&w, &["retry", "freed"]), "acked "));
+    created.extend(after(&writes(&w, "profile", &["retry", "freed"]), "acked "));
     assert!(created.iter().any(|p| p == "freed"), "{created:?}");
     let log = std::fs::read_to_string(w.log_file()).unwrap_or_default();
     assert!(
@@ -401,7 +397,7 @@ fn full_disk_refuses_defender_writes_and_recovers_without_restart() {
             .any(|l| l.contains("WARN") && l.contains("defender store writable again")),
         "a WARN line reports the recovery"
     );
-    let listed: BTreeSet<String> = after(&profiles(&w, &["list"]), "profile ")
+    let listed: BTreeSet<String> = after(&writes(&w, "profile", &["list"]), "profile ")
         .into_iter()
         .collect();
     let lost: Vec<_> = created.iter().filter(|p| !listed.contains(*p)).collect();

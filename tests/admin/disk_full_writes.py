@@ -1,15 +1,17 @@
-"""Defender writes for the disk-full test (tests/disk_full.rs).
+"""Admin writes for the disk-full test (tests/disk_full.rs): things (the
+registry, registry.redb) or security profiles (the defender,
+defender.redb), each large so the file must grow.
 
-  disk_full_profiles.py ENDPOINT fill PREFIX MAX
-      creates security profiles PREFIX-0, PREFIX-1, ... (each large, so
-      defender.redb must grow) until one is refused or MAX exist; prints
-      "acked NAME" for each answered 200, then "refused NAME CODE".
-  disk_full_profiles.py ENDPOINT retry NAME
+  disk_full_writes.py ENDPOINT KIND fill PREFIX MAX
+      creates PREFIX-0, PREFIX-1, ... until one is refused or MAX exist;
+      prints "acked NAME" for each answered 200, then "refused NAME CODE".
+  disk_full_writes.py ENDPOINT KIND retry NAME
       creates NAME, retrying for up to 20 s; prints "acked NAME".
-  disk_full_profiles.py ENDPOINT list
-      prints "profile NAME" for every security profile.
+  disk_full_writes.py ENDPOINT KIND list
+      prints "KIND NAME" for every one.
 
-Credentials come from AWS_SHARED_CREDENTIALS_FILE.
+KIND is "thing" or "profile". Credentials come from
+AWS_SHARED_CREDENTIALS_FILE.
 """
 
 import sys
@@ -19,7 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-endpoint, role = sys.argv[1], sys.argv[2]
+endpoint, kind, role = sys.argv[1], sys.argv[2], sys.argv[3]
 
 
 def say(line):
@@ -32,7 +34,13 @@ cfg = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=2,
 iot = boto3.client("iot", endpoint_url=endpoint, region_name="us-east-1", config=cfg)
 
 
-def create(name):
+def create_thing(name):
+    # Three attributes at the 800-character value limit.
+    attrs = {f"a{k}": (name + "-") * (800 // (len(name) + 1)) for k in range(3)}
+    iot.create_thing(thingName=name, attributePayload={"attributes": attrs})
+
+
+def create_profile(name):
     # A description at its 1000-character limit and 50 behaviours with
     # 128-character names: about 10 KB stored per profile.
     behaviors = [
@@ -50,8 +58,19 @@ def create(name):
     )
 
 
+def names():
+    if kind == "thing":
+        for page in iot.get_paginator("list_things").paginate():
+            yield from (t["thingName"] for t in page["things"])
+    else:
+        for page in iot.get_paginator("list_security_profiles").paginate():
+            yield from (p["name"] for p in page["securityProfileIdentifiers"])
+
+
+create = create_thing if kind == "thing" else create_profile
+
 if role == "fill":
-    prefix, most = sys.argv[3], int(sys.argv[4])
+    prefix, most = sys.argv[4], int(sys.argv[5])
     for i in range(most):
         name = f"{prefix}-{i}"
         try:
@@ -61,7 +80,7 @@ if role == "fill":
             break
         say(f"acked {name}")
 elif role == "retry":
-    name = sys.argv[3]
+    name = sys.argv[4]
     end = time.time() + 20
     while True:
         try:
@@ -73,6 +92,5 @@ elif role == "retry":
             time.sleep(0.2)
     say(f"acked {name}")
 elif role == "list":
-    for page in iot.get_paginator("list_security_profiles").paginate():
-        for p in page["securityProfileIdentifiers"]:
-            say(f"profile {p['name']}")
+    for name in names():
+        say(f"{kind} {name}")
