@@ -231,6 +231,9 @@ fn crash_cycles(cycles: usize, per_cycle: usize) -> usize {
     // The retained message arrives on subscribe; it is not part of the load.
     let mut acked: Vec<(String, String)> = Vec::new();
     let mut registry: Vec<(String, String)> = Vec::new();
+    // What the publishers said besides acknowledgements (refusals, a
+    // disconnect), for the failure message.
+    let mut notes: Vec<String> = Vec::new();
 
     for cycle in 0..cycles {
         // A finished audit (its policies from earlier cycles are findings)
@@ -260,7 +263,9 @@ fn crash_cycles(cycles: usize, per_cycle: usize) -> usize {
         std::thread::sleep(Duration::from_millis(300));
         publisher.kill();
         mutator.kill();
-        acked.extend(pairs(&publisher.lines(), "acked "));
+        let lines = publisher.lines();
+        notes.extend(lines.iter().filter(|l| !l.starts_with("acked ")).cloned());
+        acked.extend(pairs(&lines, "acked "));
         registry.extend(pairs(&mutator.lines(), "acked "));
         let (nb, _) = broker(data, &fixed, &admin_addr);
         b = nb;
@@ -300,7 +305,7 @@ fn crash_cycles(cycles: usize, per_cycle: usize) -> usize {
     );
     assert!(
         acked.len() >= 20 * cycles,
-        "the load really ran ({} acknowledged)",
+        "the load really ran ({} acknowledged; publishers also said {notes:?})",
         acked.len()
     );
 

@@ -47,18 +47,35 @@ elif role == "publish":
     start, count = int(sys.argv[3]), int(sys.argv[4])
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pub-{start}", protocol=mqtt.MQTTv5)
     c.max_inflight_messages_set(20)
-    pending = {}
+    # mid -> (topic, payload) of messages not yet acknowledged, and reason
+    # codes of acknowledgements that came before their mid was recorded.
+    # paho calls on_publish holding its own message lock, and publish()
+    # takes that lock: so `lock` is never held across publish() (that
+    # deadlocked the publisher under load).
+    pending, early = {}, {}
     lock = threading.Lock()
+
+    def report(topic, payload, code):
+        if code < 0x80:
+            say(f"acked {topic} {payload}")
+        else:
+            say(f"refused {topic} {payload} {code}")
 
     def on_publish(client, userdata, mid, rc, p):
         with lock:
-            topic, payload = pending.pop(mid, (None, None))
-        if topic is not None and rc.value < 0x80:
-            say(f"acked {topic} {payload}")
+            entry = pending.pop(mid, None)
+            if entry is None:
+                early[mid] = rc.value
+        if entry is not None:
+            report(*entry, rc.value)
+
+    def on_disconnect(client, userdata, flags, rc, p):
+        say(f"disconnected {rc}")
+        gone.set()
 
     gone = threading.Event()
     c.on_publish = on_publish
-    c.on_disconnect = lambda *a: gone.set()
+    c.on_disconnect = on_disconnect
     c.connect("127.0.0.1", port, keepalive=5)
     c.loop_start()
     for i in range(start, start + count):
@@ -66,9 +83,13 @@ elif role == "publish":
             break
         qos = 1 if i % 2 else 2
         topic = f"crash/q{qos}"
+        info = c.publish(topic, str(i), qos=qos)
         with lock:
-            info = c.publish(topic, str(i), qos=qos)
-            pending[info.mid] = (topic, str(i))
+            code = early.pop(info.mid, None)
+            if code is None:
+                pending[info.mid] = (topic, str(i))
+        if code is not None:
+            report(topic, str(i), code)
         if i % 20 == 0:
             time.sleep(0.01)
     end = time.time() + 10
