@@ -382,6 +382,8 @@ fn full_disk_refuses_defender_writes_and_recovers_without_restart() {
         "{refused:?}"
     );
     assert!(log_has(&w, "defender store write failed"));
+    assert_eq!(metric(&w.admin, "wardmq_defender_store_degraded"), 1.0);
+    assert!(metric(&w.admin, "wardmq_defender_store_write_failures_total") >= 1.0);
     assert!(
         w.child.try_wait().expect("wait").is_none(),
         "the broker is up"
@@ -391,6 +393,7 @@ fn full_disk_refuses_defender_writes_and_recovers_without_restart() {
     disk_limit(&w, None);
     created.extend(after(&writes(&w, "profile", &["retry", "freed"]), "acked "));
     assert!(created.iter().any(|p| p == "freed"), "{created:?}");
+    assert_eq!(metric(&w.admin, "wardmq_defender_store_degraded"), 0.0);
     let log = std::fs::read_to_string(w.log_file()).unwrap_or_default();
     assert!(
         log.lines()

@@ -51,6 +51,19 @@ pub(super) fn write(
         Kind::Counter,
         t.datapoints_stored as f64,
     );
+    let store = d.store_health();
+    e.single(
+        "wardmq_defender_store_write_failures",
+        "defender.redb operations refused by a storage error (a full disk, an I/O error).",
+        Kind::Counter,
+        store.failures as f64,
+    );
+    e.single(
+        "wardmq_defender_store_degraded",
+        "1 from a failed defender.redb operation to the next successful write.",
+        Kind::Gauge,
+        f64::from(u8::from(store.degraded)),
+    );
     e.single(
         "wardmq_defender_last_evaluation_things",
         "Things with data in the last evaluated period.",

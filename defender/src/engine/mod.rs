@@ -290,6 +290,11 @@ impl Defender {
         self.shared.totals.snapshot()
     }
 
+    /// `defender.redb`'s health (refused operations, degraded now).
+    pub fn store_health(&self) -> crate::store::StoreHealth {
+        self.shared.db.health()
+    }
+
     /// The last period's evaluation.
     pub fn last_period(&self) -> PeriodStats {
         *lock(&self.shared.last_period)

@@ -11,7 +11,7 @@
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,17 @@ struct Inner {
     /// From a failed operation to the next successful commit, so the
     /// outage is logged once (ERROR) and its end once (WARN).
     degraded: AtomicBool,
+    /// Operations refused by a storage error, for /metrics.
+    failures: AtomicU64,
+}
+
+/// The store's health for /metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// Operations refused by a storage error since start.
+    pub failures: u64,
+    /// From a failed operation to the next successful commit.
+    pub degraded: bool,
 }
 
 struct Slot {
@@ -63,8 +74,16 @@ impl DbHandle {
                     next_reopen: Instant::now(),
                 }),
                 degraded: AtomicBool::new(false),
+                failures: AtomicU64::new(0),
             }),
         })
+    }
+
+    pub(crate) fn health(&self) -> StoreHealth {
+        StoreHealth {
+            failures: self.inner.failures.load(Ordering::Relaxed),
+            degraded: self.inner.degraded.load(Ordering::Relaxed),
+        }
     }
 
     pub(crate) fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
@@ -133,6 +152,7 @@ impl DbHandle {
                 slot.next_reopen = Instant::now() + REOPEN_BACKOFF;
             }
         }
+        self.inner.failures.fetch_add(1, Ordering::Relaxed);
         // One ERROR per outage: every period's writes fail while it lasts.
         if self.inner.degraded.swap(true, Ordering::Relaxed) {
             tracing::debug!(error = %e, "defender store operation refused");

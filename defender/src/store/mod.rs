@@ -41,6 +41,7 @@ use std::time::Duration;
 pub use active::list_active;
 pub use error::StoreError;
 pub use filter::ViolationFilter;
+pub use handle::StoreHealth;
 pub use keys::SeriesKey;
 pub use metric_store::{MetricDatum, MetricStore};
 pub use page::{Page, MAX_RESULTS};
@@ -99,6 +100,11 @@ impl DefenderDb {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Refused operations and whether the file is unusable right now.
+    pub fn health(&self) -> StoreHealth {
+        self.db.health()
     }
 
     pub fn metrics(&self) -> MetricStore {
