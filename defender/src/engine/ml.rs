@@ -356,9 +356,6 @@ impl Models {
                 });
             let vals = values.remove(&(pi, ri)).unwrap_or_default();
             let result = det.judge_period(ts, &vals);
-            for (device, since) in det.take_shifts() {
-                tracing::info!(%device, profile = %rule.name, since, "ML baseline changed");
-            }
             judged.push(Judged {
                 profile: pi,
                 rule: ri,
@@ -378,6 +375,12 @@ impl Models {
         } in judged
         {
             let rule = &config.profiles[pi].rules[ri];
+            // After the workload gate, which may carry a shift between metrics.
+            if let Some(det) = self.detectors.get(&Self::key(config, pi, ri)) {
+                for (device, since) in det.shifts_accepted_at(ts) {
+                    tracing::info!(%device, profile = %rule.name, since, "ML baseline changed");
+                }
+            }
             let number = matches!(rule.series.metric, MetricRef::Custom(_));
             let by_device: HashMap<&str, f64> = vals.iter().map(|(d, v)| (&**d, *v)).collect();
             for j in &result.devices {

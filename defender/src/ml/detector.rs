@@ -302,6 +302,27 @@ struct Series {
     capped: bool,
 }
 
+impl Series {
+    /// The held level lapses, and with it the anomaly's cap.
+    fn lapse(&mut self) {
+        self.held = None;
+        self.capped = false;
+    }
+
+    /// A new normal (an accepted shift): the windows start afresh.
+    fn restart(&mut self, per_hour: usize) {
+        self.online = Online::new(per_hour);
+        self.lapse();
+    }
+}
+
+/// Whether a device may alarm at HIGH only: the model is on its fast
+/// start, or the device has fewer own training days than a new device
+/// needs.
+fn high_only(cfg: &DetectorConfig, fast_start: bool, dm: &DeviceModel) -> bool {
+    fast_start || dm.own_days < cfg.new_device_days
+}
+
 pub struct Detector {
     cfg: DetectorConfig,
     kind: MetricKind,
@@ -315,9 +336,10 @@ pub struct Detector {
     failed_builds: u32,
     last_refresh: Option<i64>,
     window_datapoints: u64,
-    shifts: Vec<(Arc<str>, i64)>,
-    /// The shifts the last retrain accepted, and the period it ran at.
-    fresh_shifts: (i64, Vec<(Arc<str>, i64)>),
+    /// The period of the last retrain and the level shifts accepted at it
+    /// (device, first day of the new normal), by the retrain or carried
+    /// from another metric ([`Detector::accept_with`]).
+    accepted: (i64, Vec<(Arc<str>, i64)>),
     /// Devices anomalous (LOW or more) within the fleet memory: when the
     /// anomaly began, when last seen, and the highest score meanwhile.
     recent: HashMap<Arc<str>, Spell>,
@@ -354,8 +376,7 @@ impl Detector {
             failed_builds: 0,
             last_refresh: None,
             window_datapoints: 0,
-            shifts: Vec::new(),
-            fresh_shifts: (i64::MIN, Vec::new()),
+            accepted: (i64::MIN, Vec::new()),
             recent: HashMap::new(),
         }
     }
@@ -384,17 +405,12 @@ impl Detector {
         }
     }
 
-    /// Level shifts accepted since the last call: (device, first day of
-    /// the new normal). The caller logs them as "baseline changed".
-    pub fn take_shifts(&mut self) -> Vec<(Arc<str>, i64)> {
-        std::mem::take(&mut self.shifts)
-    }
-
-    /// The level shifts accepted by the retrain at the period starting at
-    /// `ts` (none if the model did not retrain then).
+    /// The level shifts accepted at the period starting at `ts` (none if
+    /// the model did not retrain then): (device, first day of the new
+    /// normal). The engine logs them as "baseline changed".
     pub fn shifts_accepted_at(&self, ts: i64) -> &[(Arc<str>, i64)] {
-        if self.fresh_shifts.0 == ts {
-            &self.fresh_shifts.1
+        if self.accepted.0 == ts {
+            &self.accepted.1
         } else {
             &[]
         }
@@ -420,7 +436,10 @@ impl Detector {
         if flagged {
             self.accept_now(device, since * clock::DAY_SECS, now);
             if let Some((name, _)) = self.series.get_key_value(device) {
-                self.shifts.push((Arc::clone(name), since));
+                if self.accepted.0 != now {
+                    self.accepted = (now, Vec::new());
+                }
+                self.accepted.1.push((Arc::clone(name), since));
             }
         }
         flagged
@@ -525,10 +544,9 @@ impl Detector {
             s.held = Some(level);
         }
         if judgement.level.is_some_and(|l| l > level) {
-            let high_only = self.high_only
-                || self.model.as_ref().is_some_and(|m| {
-                    m.device(&judgement.device).own_days < self.cfg.new_device_days
-                });
+            let high_only = self.model.as_ref().map_or(self.high_only, |m| {
+                high_only(&self.cfg, self.high_only, &m.device(&judgement.device))
+            });
             judgement.level = (!high_only).then_some(level);
         }
     }
@@ -539,6 +557,7 @@ impl Detector {
         self.series.get(device).is_some_and(|s| s.capped)
     }
 
+    /// Lifts the cap of [`Detector::cap`].
     pub fn uncap(&mut self, device: &str) {
         if let Some(s) = self.series.get_mut(device) {
             s.capped = false;
@@ -555,8 +574,9 @@ impl Detector {
     }
 
     /// Builds (or fails to build) the model for `day` from the days before
-    /// it. Runs by itself at each day's first period.
-    pub fn retrain(&mut self, day: i64) {
+    /// it; returns the level shifts it accepted. Runs by itself at each
+    /// day's first period.
+    pub fn retrain(&mut self, day: i64) -> Vec<(Arc<str>, i64)> {
         self.trained_day = Some(day);
         let window = i64::from(self.cfg.window_days);
         let from = day - window;
@@ -566,6 +586,7 @@ impl Detector {
             s.history.prune(from);
             !s.history.days.is_empty()
         });
+        let mut accepted = Vec::new();
         for (name, s) in &mut self.series {
             // A device that changed with its fleet yesterday (a firmware
             // wave) has a new normal from then; one flagged alone for
@@ -579,10 +600,8 @@ impl Detector {
                 None
             };
             if let Some(since) = since {
-                s.online = Online::new(per_hour);
-                s.held = None;
-                s.capped = false;
-                self.shifts.push((Arc::clone(name), since));
+                s.restart(per_hour);
+                accepted.push((Arc::clone(name), since));
             }
         }
         self.window_datapoints = self
@@ -613,7 +632,7 @@ impl Detector {
             self.high_only = false;
             self.failed_builds = 0;
             self.last_refresh = Some(day * clock::DAY_SECS);
-            return;
+            return accepted;
         }
         if span >= gate.min_days {
             self.failed_builds += 1;
@@ -621,11 +640,11 @@ impl Detector {
         if self.failed_builds >= gate.max_failed_builds && gate.max_failed_builds > 0 {
             self.status = ModelStatus::Expired;
             self.model = None;
-            return;
+            return accepted;
         }
         if self.status == ModelStatus::Active {
             // Keep judging with the last model while builds are retried.
-            return;
+            return accepted;
         }
         if gate.fast_start_days > 0 && span >= gate.fast_start_days && self.window_datapoints > 0 {
             self.model = Some(Model::train(
@@ -638,6 +657,7 @@ impl Detector {
             self.high_only = true;
             self.last_refresh = Some(day * clock::DAY_SECS);
         }
+        accepted
     }
 
     /// An operator marked the device's alarm BENIGN_POSITIVE: what it did
@@ -645,16 +665,18 @@ impl Detector {
     pub fn accept_now(&mut self, device: &str, since: i64, now: i64) {
         let per_hour = self.periods_per_hour();
         let from_window = clock::day(now) - i64::from(self.cfg.window_days);
-        let Some((name, s)) = self.series.iter_mut().find(|(k, _)| &***k == device) else {
+        let Some((name, _)) = self.series.get_key_value(device) else {
             return;
         };
+        let name = Arc::clone(name);
         let start = clock::day(since);
+        let Some(s) = self.series.get_mut(device) else {
+            return;
+        };
         s.history.accept_from(start);
-        s.online = Online::new(per_hour);
-        s.held = None;
-        s.capped = false;
+        s.restart(per_hour);
         if let Some(m) = &mut self.model {
-            m.refit_device(name, &s.history, start.max(from_window), clock::day(now));
+            m.refit_device(&name, &s.history, start.max(from_window), clock::day(now));
         }
     }
 
@@ -681,9 +703,7 @@ impl Detector {
     pub fn judge_period(&mut self, ts: i64, values: &[(Arc<str>, f64)]) -> PeriodResult {
         let day = clock::day(ts);
         if self.trained_day != Some(day) {
-            let before = self.shifts.len();
-            self.retrain(day);
-            self.fresh_shifts = (ts, self.shifts[before..].to_vec());
+            self.accepted = (ts, self.retrain(day));
         }
         if self.first_ts.is_none() && !values.is_empty() {
             self.first_ts = Some(ts);
@@ -734,15 +754,14 @@ impl Detector {
                 MetricKind::Size => score_size(&self.cfg, model, &dm, &s.online, period, *value),
             };
             let raw_level = Level::of_score(scored.score, self.cfg.thresholds);
-            let high_only = self.high_only || dm.own_days < self.cfg.new_device_days;
+            let high_only = high_only(&self.cfg, self.high_only, &dm);
             s.calm = if raw_level.is_some() {
                 0
             } else {
                 s.calm.saturating_add(1)
             };
             if s.calm >= hold {
-                s.held = None;
-                s.capped = false;
+                s.lapse();
             }
             let level = raw_level
                 .max(s.held)

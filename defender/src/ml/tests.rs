@@ -171,6 +171,7 @@ fn alarmed_days_do_not_poison_and_shifts_are_accepted() {
     let name = fleet.devices[7].0.clone();
     fleet.devices[7].1 = fleet.devices[7].1.max(5.0) * 8.0;
     let mut alarmed_days = 0;
+    let mut shifts = Vec::new();
     for d in 8..14 {
         let mut any = false;
         for p in 0..288 {
@@ -178,6 +179,7 @@ fn alarmed_days_do_not_poison_and_shifts_are_accepted() {
             let v = fleet.values(ts);
             let r = det.judge_period(ts, &v);
             any |= level_of(&r, &name).is_some();
+            shifts.extend_from_slice(det.shifts_accepted_at(ts));
         }
         if any {
             alarmed_days += 1;
@@ -186,7 +188,6 @@ fn alarmed_days_do_not_poison_and_shifts_are_accepted() {
     // Days 8, 9, 10 alarm (not learned: poisoning resistance), the
     // retrain at day 11 accepts the new level, then it is quiet.
     assert_eq!(alarmed_days, cfg.accept_after_days, "alarmed days");
-    let shifts = det.take_shifts();
     assert_eq!(shifts.len(), 1, "{shifts:?}");
     assert_eq!(shifts[0].0, name);
 }
@@ -498,17 +499,20 @@ fn a_few_busy_devices_do_not_make_a_rare_metrics_shape() {
     }
 }
 
+/// Accepted level shifts: (device, first day of the new normal).
+type Shifts = Vec<(Arc<str>, i64)>;
+
 /// Messages sent and received of one fleet (each device receiving
 /// `recv_ratio` of what it sends), judged together with the workload gate
 /// after eight days' warm-up, for `days` days; `change(p)` gives the
 /// factors applied to device 7's sent and received at the p-th datapoint
 /// after the warm-up. The highest level device 7 reached on each, before
-/// and after the gate, and the two detectors.
+/// and after the gate, and the level shifts each accepted.
 fn workload_run(
     days: i64,
     recv_ratio: f64,
     change: impl Fn(i64) -> (f64, f64),
-) -> ([[Option<Level>; 2]; 2], Detector, Detector) {
+) -> ([[Option<Level>; 2]; 2], [Shifts; 2]) {
     use super::workload::workload_gate;
     let mut sent = Fleet::new(40, 9);
     let mut recv = Fleet::new(40, 10);
@@ -526,6 +530,7 @@ fn workload_run(
     }
     let name = sent.devices[7].0.clone();
     let mut worst = [[None; 2]; 2];
+    let mut shifts: [Shifts; 2] = Default::default();
     for p in 0..days * 288 {
         let ts = T0 + 8 * DAY_SECS + p * 300;
         let (mut a, mut b) = (sent.values(ts), recv.values(ts));
@@ -541,8 +546,11 @@ fn workload_run(
         for (i, r) in [&rs, &rr].into_iter().enumerate() {
             worst[1][i] = worst[1][i].max(level_of(r, &name));
         }
+        for (i, det) in [&ds, &dr].into_iter().enumerate() {
+            shifts[i].extend_from_slice(det.shifts_accepted_at(ts));
+        }
     }
-    (worst, ds, dr)
+    (worst, shifts)
 }
 
 fn workload_day(change: impl Fn(i64) -> (f64, f64)) -> [[Option<Level>; 2]; 2] {
@@ -588,10 +596,9 @@ fn a_flood_during_a_workload_change_is_high() {
 /// hours: the quiet side does not corroborate a change that soon.)
 #[test]
 fn a_workload_shift_is_accepted_both_ways_at_once() {
-    let (worst, mut ds, mut dr) =
+    let (worst, [sent, received]) =
         workload_run(4, 0.02, |p| if p >= 264 { (3.0, 3.0) } else { (1.0, 1.0) });
     assert_eq!(worst[1][1], Some(Level::Medium), "{worst:?}");
-    let (sent, received) = (ds.take_shifts(), dr.take_shifts());
     let of_7 = |v: &[(Arc<str>, i64)]| {
         v.iter()
             .filter(|(d, _)| &**d == "dev-7")

@@ -11,7 +11,7 @@
 //! beyond what the change explains (a flood during a firmware wave). When
 //! one metric accepts the change as its new normal, the other does too.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::detector::{Detector, PeriodResult, RecentWindow};
@@ -133,59 +133,57 @@ pub fn workload_gate(
         .filter(|j| j.level == Some(Level::High) && !j.device.is_empty())
         .map(|j| Arc::clone(&j.device))
         .collect();
-    if high.is_empty() {
-        return;
-    }
-    let workload: HashSet<Arc<str>> = high
-        .into_iter()
-        .filter(|d| {
-            if carried.contains(d) {
-                return true;
-            }
-            let (Some(a), Some(b)) = (sd.recent_windows(d, ts), rd.recent_windows(d, ts)) else {
-                return false;
-            };
-            if a.iter().zip(&b).any(|(a, b)| same_rise(a, b)) {
-                return true;
-            }
-            // A capped anomaly stays capped while the two still move
-            // together over the day (the quiet direction lags a datapoint
-            // or an hour); when they part, the cap goes.
-            let capped = sd.capped(d) || rd.capped(d);
-            if capped && same_factor(&a[2], &b[2]) {
-                return true;
-            }
-            if capped {
-                sd.uncap(d);
-                rd.uncap(d);
-            }
-            false
-        })
-        .collect();
-    // A datapoint still HIGH once the workload's change is allowed for is
-    // a burst on top of it (a flood during a firmware wave): that metric
-    // keeps its level.
-    let mut burst: [HashSet<Arc<str>>; 2] = Default::default();
-    for d in &workload {
-        let (Some(a), Some(b)) = (sd.recent_windows(d, ts), rd.recent_windows(d, ts)) else {
+    // Per device of a workload change: whether to cap sent, received.
+    let mut caps: HashMap<Arc<str>, [bool; 2]> = HashMap::new();
+    for d in high {
+        let windows = sd.recent_windows(&d, ts).zip(rd.recent_windows(&d, ts));
+        let workload =
+            carried.contains(&d) || windows.is_some_and(|(a, b)| rose_together(sd, rd, &d, &a, &b));
+        if !workload {
             continue;
-        };
-        for (i, det, factor) in [(0, &*sd, explained(&a, &b)), (1, &*rd, explained(&b, &a))] {
-            if det
-                .score_scaled(d, ts, factor)
-                .is_some_and(|s| s >= det.config().thresholds[2])
-            {
-                burst[i].insert(Arc::clone(d));
-            }
         }
+        // A datapoint still HIGH once the workload's change is allowed for
+        // is a burst on top of it (a flood during a firmware wave): that
+        // metric keeps its level.
+        let burst = |det: &Detector, own: &[RecentWindow; 3], other: &[RecentWindow; 3]| {
+            det.score_scaled(&d, ts, explained(own, other))
+                .is_some_and(|s| s >= det.config().thresholds[2])
+        };
+        let cap = windows.map_or([true; 2], |(a, b)| [!burst(sd, &a, &b), !burst(rd, &b, &a)]);
+        caps.insert(d, cap);
     }
-    for ((det, r), burst) in [(sd, sr), (rd, rr)].into_iter().zip(&burst) {
+    for (i, (det, r)) in [(sd, sr), (rd, rr)].into_iter().enumerate() {
         for j in r.devices.iter_mut() {
-            if workload.contains(&j.device) && !burst.contains(&j.device) {
+            if caps.get(&j.device).is_some_and(|c| c[i]) {
                 det.cap(j, Level::Medium);
             }
         }
     }
+}
+
+/// Whether `d`'s messages sent (windows `a`) and received (`b`) rose
+/// together over the same window, or still move together over the day
+/// after an earlier cap (the quiet direction lags a datapoint or an hour).
+/// When they part, the cap goes.
+fn rose_together(
+    sd: &mut Detector,
+    rd: &mut Detector,
+    d: &str,
+    a: &[RecentWindow; 3],
+    b: &[RecentWindow; 3],
+) -> bool {
+    if a.iter().zip(b).any(|(a, b)| same_rise(a, b)) {
+        return true;
+    }
+    let capped = sd.capped(d) || rd.capped(d);
+    if capped && same_factor(&a[2], &b[2]) {
+        return true;
+    }
+    if capped {
+        sd.uncap(d);
+        rd.uncap(d);
+    }
+    false
 }
 
 #[cfg(test)]
