@@ -218,6 +218,24 @@ fn writes(w: &Wardmq, kind: &str, args: &[&str]) -> Vec<String> {
     out.lines().map(str::to_owned).collect()
 }
 
+/// `KIND` admin writes while their file cannot grow: exactly one is
+/// refused, with 500 InternalFailureException and an ERROR line
+/// containing `error`, and the broker stays up. The names acknowledged
+/// before it, and the name refused.
+fn fill_until_refused(w: &mut Wardmq, kind: &str, error: &str) -> (Vec<String>, String) {
+    let fill = writes(w, kind, &["fill", "full", "300"]);
+    let refused = after(&fill, "refused ");
+    assert_eq!(refused.len(), 1, "a {kind} write was refused: {fill:?}");
+    let (name, code) = refused[0].split_once(' ').expect("NAME CODE");
+    assert_eq!(code, "InternalFailureException", "{refused:?}");
+    assert!(log_has(w, error), "an ERROR line says {error}");
+    assert!(
+        w.child.try_wait().expect("wait").is_none(),
+        "the broker is up"
+    );
+    (after(&fill, "acked "), name.to_owned())
+}
+
 /// What follows `prefix` on the lines that start with it.
 fn after(lines: &[String], prefix: &str) -> Vec<String> {
     lines
@@ -308,19 +326,7 @@ fn full_disk_refuses_durable_writes_recovers_and_loses_nothing_acknowledged() {
     // The registry's file cannot grow either: an admin write is refused
     // (500), changes nothing, and the next one after space returns works.
     disk_limit(&w, Some(file_size(&data, "registry.redb")));
-    let fill = writes(&w, "thing", &["fill", "full", "300"]);
-    let refused = after(&fill, "refused ");
-    let mut created = after(&fill, "acked ");
-    assert_eq!(refused.len(), 1, "a registry write was refused");
-    assert!(
-        refused[0].ends_with(" InternalFailureException"),
-        "{refused:?}"
-    );
-    assert!(log_has(&w, "registry write failed"));
-    assert!(
-        w.child.try_wait().expect("wait").is_none(),
-        "the broker is up"
-    );
+    let (mut created, _) = fill_until_refused(&mut w, "thing", "registry write failed");
     disk_limit(&w, None);
     created.extend(after(&writes(&w, "thing", &["retry", "freed"]), "acked "));
 
@@ -373,21 +379,10 @@ fn full_disk_refuses_defender_writes_and_recovers_without_restart() {
     let mut w = Wardmq::start_defender("");
     let data = w.dir.path().join("data");
     disk_limit(&w, Some(file_size(&data, "defender.redb")));
-    let fill = writes(&w, "profile", &["fill", "full", "300"]);
-    let refused = after(&fill, "refused ");
-    let mut created = after(&fill, "acked ");
-    assert_eq!(refused.len(), 1, "a defender write was refused: {fill:?}");
-    assert!(
-        refused[0].ends_with(" InternalFailureException"),
-        "{refused:?}"
-    );
-    assert!(log_has(&w, "defender store write failed"));
+    let (mut created, refused) =
+        fill_until_refused(&mut w, "profile", "defender store write failed");
     assert_eq!(metric(&w.admin, "wardmq_defender_store_degraded"), 1.0);
     assert!(metric(&w.admin, "wardmq_defender_store_write_failures_total") >= 1.0);
-    assert!(
-        w.child.try_wait().expect("wait").is_none(),
-        "the broker is up"
-    );
 
     // Space returns: the next write reopens the file, no restart.
     disk_limit(&w, None);
@@ -405,6 +400,8 @@ fn full_disk_refuses_defender_writes_and_recovers_without_restart() {
         .collect();
     let lost: Vec<_> = created.iter().filter(|p| !listed.contains(*p)).collect();
     assert!(lost.is_empty(), "acknowledged profiles lost: {lost:?}");
-    let (name, _) = refused[0].split_once(' ').expect("NAME CODE");
-    assert!(!listed.contains(name), "the refused profile {name} exists");
+    assert!(
+        !listed.contains(&refused),
+        "the refused profile {refused} exists"
+    );
 }

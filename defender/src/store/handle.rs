@@ -79,6 +79,10 @@ impl DbHandle {
         })
     }
 
+    pub(crate) fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
     pub(crate) fn health(&self) -> StoreHealth {
         StoreHealth {
             failures: self.inner.failures.load(Ordering::Relaxed),

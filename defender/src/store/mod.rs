@@ -35,7 +35,7 @@ mod page;
 mod tables;
 mod violation_store;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 pub use active::list_active;
@@ -81,7 +81,6 @@ pub fn retention_cutoff(
 #[derive(Clone)]
 pub struct DefenderDb {
     db: DbHandle,
-    path: PathBuf,
 }
 
 impl DefenderDb {
@@ -94,12 +93,11 @@ impl DefenderDb {
     pub fn open_file(path: &Path) -> Result<Self, StoreError> {
         Ok(Self {
             db: DbHandle::open(path)?,
-            path: path.to_path_buf(),
         })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.db.path()
     }
 
     /// Refused operations and whether the file is unusable right now.
